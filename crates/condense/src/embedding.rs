@@ -33,7 +33,10 @@ pub fn split_neurons_scaled(mlp: &Mlp, layer: usize, copies: usize, max_scale: f
         return Err(CondenseError::option("copies", "must be at least 1"));
     }
     if !(max_scale.is_finite() && max_scale >= 1.0) {
-        return Err(CondenseError::option("max_scale", format!("must be >= 1, got {max_scale}")));
+        return Err(CondenseError::option(
+            "max_scale",
+            format!("must be >= 1, got {max_scale}"),
+        ));
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let this = mlp.layer(layer);
@@ -53,9 +56,9 @@ pub fn split_neurons_scaled(mlp: &Mlp, layer: usize, copies: usize, max_scale: f
     for k in 0..width {
         let raw: Vec<f32> = (0..copies).map(|_| rng.random_range(0.2f32..1.0)).collect();
         let total: f32 = raw.iter().sum();
-        for c in 0..copies {
+        for (c, r) in raw.iter().enumerate() {
             let j = k * copies + c;
-            share[j] = raw[c] / total;
+            share[j] = r / total;
             if ln_max > 0.0 {
                 scale[j] = rng.random_range(-ln_max..ln_max).exp();
             }
@@ -75,7 +78,15 @@ pub fn split_neurons_scaled(mlp: &Mlp, layer: usize, copies: usize, max_scale: f
         }
     }
     let device = mlp.device();
-    let layer_new = DenseLayer::new(Tensor::from_vec(new_w, (wide, in_dim), device)?, Tensor::from_vec(new_b, wide, device)?, this.activation())?;
-    let next_new = DenseLayer::new(Tensor::from_vec(new_a, (out_next, wide), device)?, next.bias().clone(), next.activation())?;
+    let layer_new = DenseLayer::new(
+        Tensor::from_vec(new_w, (wide, in_dim), device)?,
+        Tensor::from_vec(new_b, wide, device)?,
+        this.activation(),
+    )?;
+    let next_new = DenseLayer::new(
+        Tensor::from_vec(new_a, (out_next, wide), device)?,
+        next.bias().clone(),
+        next.activation(),
+    )?;
     mlp.with_layers_replaced(layer, layer_new, next_new)
 }

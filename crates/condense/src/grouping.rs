@@ -28,7 +28,10 @@ pub struct NeuronGroup {
 impl NeuronGroup {
     /// A group of one neuron.
     pub fn single(k: usize) -> Self {
-        NeuronGroup { representative: k, members: vec![k] }
+        NeuronGroup {
+            representative: k,
+            members: vec![k],
+        }
     }
 }
 
@@ -48,13 +51,25 @@ pub enum Linkage {
 /// `norms` are the feature norms (the representative is the largest unassigned one). A
 /// neuron joins a group when its cosine with the representative is `>= tau` and with every
 /// member already in the group is `>= min_pair_cosine`.
-pub fn group_by_threshold(sim: &SimilarityMatrix, norms: &[f32], tau: f32, min_pair_cosine: f32) -> Result<Vec<NeuronGroup>> {
+pub fn group_by_threshold(
+    sim: &SimilarityMatrix,
+    norms: &[f32],
+    tau: f32,
+    min_pair_cosine: f32,
+) -> Result<Vec<NeuronGroup>> {
     let n = sim.len();
     if norms.len() != n {
-        return Err(CondenseError::shape("group_by_threshold", format!("{n} norms"), norms.len()));
+        return Err(CondenseError::shape(
+            "group_by_threshold",
+            format!("{n} norms"),
+            norms.len(),
+        ));
     }
     if !(tau.is_finite() && tau > -1.0 && tau <= 1.0) {
-        return Err(CondenseError::option("tau", format!("threshold must lie in (-1, 1], got {tau}")));
+        return Err(CondenseError::option(
+            "tau",
+            format!("threshold must lie in (-1, 1], got {tau}"),
+        ));
     }
     let order = by_norm_descending(norms);
     let mut assigned = vec![false; n];
@@ -72,7 +87,10 @@ pub fn group_by_threshold(sim: &SimilarityMatrix, norms: &[f32], tau: f32, min_p
             }
         }
         members.sort_unstable();
-        groups.push(NeuronGroup { representative: rep, members });
+        groups.push(NeuronGroup {
+            representative: rep,
+            members,
+        });
     }
     groups.sort_by_key(|g| g.representative);
     Ok(groups)
@@ -83,18 +101,37 @@ pub fn group_by_threshold(sim: &SimilarityMatrix, norms: &[f32], tau: f32, min_p
 /// Fails with [`CondenseError::TargetUnreachable`] (naming `layer`) when the guard
 /// `min_pair_cosine` forbids the merges needed. The representative of a group is its member
 /// of largest norm.
-pub fn group_to_width(sim: &SimilarityMatrix, norms: &[f32], target: usize, linkage: Linkage, min_pair_cosine: f32, layer: usize) -> Result<Vec<NeuronGroup>> {
+pub fn group_to_width(
+    sim: &SimilarityMatrix,
+    norms: &[f32],
+    target: usize,
+    linkage: Linkage,
+    min_pair_cosine: f32,
+    layer: usize,
+) -> Result<Vec<NeuronGroup>> {
     let n = sim.len();
     if norms.len() != n {
-        return Err(CondenseError::shape("group_to_width", format!("{n} norms"), norms.len()));
+        return Err(CondenseError::shape(
+            "group_to_width",
+            format!("{n} norms"),
+            norms.len(),
+        ));
     }
     if target == 0 || target > n {
-        return Err(CondenseError::option("target width", format!("layer {layer}: must lie in 1..={n}, got {target}")));
+        return Err(CondenseError::option(
+            "target width",
+            format!("layer {layer}: must lie in 1..={n}, got {target}"),
+        ));
     }
     let merges = nn_chain(sim, linkage, min_pair_cosine);
     let needed = n - target;
     if merges.len() < needed {
-        return Err(CondenseError::TargetUnreachable { layer, target, reached: n - merges.len(), min_pair_cosine });
+        return Err(CondenseError::TargetUnreachable {
+            layer,
+            target,
+            reached: n - merges.len(),
+            min_pair_cosine,
+        });
     }
     let mut sets = DisjointSets::new(n);
     for m in &merges[..needed] {
@@ -125,7 +162,10 @@ fn groups_from_roots(sets: &mut DisjointSets, norms: &[f32]) -> Vec<NeuronGroup>
                 .iter()
                 .max_by(|&&a, &&b| norms[a].total_cmp(&norms[b]).then(b.cmp(&a)))
                 .expect("non-empty");
-            NeuronGroup { representative, members }
+            NeuronGroup {
+                representative,
+                members,
+            }
         })
         .collect();
     groups.sort_by_key(|g| g.representative);
@@ -171,7 +211,11 @@ fn nn_chain(sim: &SimilarityMatrix, linkage: Linkage, min_pair_cosine: f32) -> V
             chain.push(active[0]);
         }
         let a = *chain.last().expect("non-empty chain");
-        let prev = if chain.len() >= 2 { Some(chain[chain.len() - 2]) } else { None };
+        let prev = if chain.len() >= 2 {
+            Some(chain[chain.len() - 2])
+        } else {
+            None
+        };
         // Nearest active neighbour of a; prefer the previous chain element on ties.
         let mut best = usize::MAX;
         let mut best_d = f32::INFINITY;
@@ -236,7 +280,9 @@ struct DisjointSets {
 
 impl DisjointSets {
     fn new(n: usize) -> Self {
-        DisjointSets { parent: (0..n).collect() }
+        DisjointSets {
+            parent: (0..n).collect(),
+        }
     }
     fn find(&mut self, mut x: usize) -> usize {
         while self.parent[x] != x {
@@ -266,7 +312,10 @@ pub fn validate_groups(groups: &[NeuronGroup], width: usize, layer: usize) -> Re
             return bad(format!("group {g} is empty"));
         }
         if !group.members.contains(&group.representative) {
-            return bad(format!("group {g}: representative {} is not a member", group.representative));
+            return bad(format!(
+                "group {g}: representative {} is not a member",
+                group.representative
+            ));
         }
         for &m in &group.members {
             if m >= width {
@@ -341,7 +390,10 @@ mod tests {
             assert!(g.iter().any(|g| g.members == vec![0, 1]));
             assert!(g.iter().any(|g| g.members == vec![2, 3]));
             let err = group_to_width(&sim, &norms, 1, linkage, 0.0, 7).unwrap_err();
-            assert!(matches!(err, CondenseError::TargetUnreachable { layer: 7, .. }), "{err}");
+            assert!(
+                matches!(err, CondenseError::TargetUnreachable { layer: 7, .. }),
+                "{err}"
+            );
         }
     }
 }

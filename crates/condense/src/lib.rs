@@ -19,7 +19,9 @@
 //! - [`strategy`]: manual schedules and the automatic condense -> retrain loop, with the task
 //!   plugged in through [`Retrainer`];
 //! - [`report`]: per-round widths, parameters, similarity statistics and losses;
-//! - [`training`]: a small supervised trainer and a [`Retrainer`] for regression tasks.
+//! - [`training`]: a small supervised trainer and a [`Retrainer`] for regression tasks;
+//! - [`synthetic`]: a smooth multi-output regression problem for demonstrations and tests;
+//! - [`embedding`]: widening a network without changing its function (the test ground truth).
 //!
 //! ```
 //! use candle_core::{Device, Module, Tensor};
@@ -44,6 +46,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod embedding;
 pub mod error;
 pub mod grouping;
@@ -55,6 +62,7 @@ pub mod refit;
 pub mod report;
 pub mod similarity;
 pub mod strategy;
+pub mod synthetic;
 pub mod training;
 
 pub use error::{CondenseError, Result};
@@ -65,6 +73,9 @@ pub use prune::{magnitude_scores, prune_groups};
 pub use reduction::{reduce, CondenseOptions, LayerOutcome, LayerRule};
 pub use refit::{refit_next_layer, RefitOptions};
 pub use report::{ReductionReport, RoundReport};
-pub use similarity::{cosine_similarity, feature_norms, layer_similarity, neuron_features, SimilarityKind, SimilarityMatrix, SimilarityStats};
+pub use similarity::{
+    cosine_similarity, feature_norms, layer_similarity, neuron_features, SimilarityKind, SimilarityMatrix,
+    SimilarityStats,
+};
 pub use strategy::{run, AutoCriterion, AutomaticOptions, ManualStep, Reference, Retrainer, Strategy};
 pub use training::{evaluate, train, LossKind, Regression, RegressionRetrainer, TrainConfig, TrainHistory};

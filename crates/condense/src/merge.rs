@@ -63,7 +63,8 @@ pub fn merge_layer(mlp: &Mlp, layer: usize, groups: &[NeuronGroup], options: Mer
     let w: Vec<Vec<f32>> = this.weight().to_vec2()?;
     let b: Vec<f32> = this.bias().to_vec1()?;
     let a: Vec<Vec<f32>> = next.weight().to_vec2()?; // (out_next, width)
-    let norm = |k: usize| -> f64 { (w[k].iter().map(|x| (*x as f64).powi(2)).sum::<f64>() + (b[k] as f64).powi(2)).sqrt() };
+    let norm =
+        |k: usize| -> f64 { (w[k].iter().map(|x| (*x as f64).powi(2)).sum::<f64>() + (b[k] as f64).powi(2)).sqrt() };
 
     let k_new = groups.len();
     let mut new_w = Vec::with_capacity(k_new * in_dim);
@@ -111,10 +112,18 @@ pub fn merge_layer(mlp: &Mlp, layer: usize, groups: &[NeuronGroup], options: Mer
         Tensor::from_vec(new_b, k_new, device)?,
         this.activation(),
     )?;
-    let next_new = DenseLayer::new(Tensor::from_vec(new_a, (out_next, k_new), device)?, next.bias().clone(), next.activation())?;
+    let next_new = DenseLayer::new(
+        Tensor::from_vec(new_a, (out_next, k_new), device)?,
+        next.bias().clone(),
+        next.activation(),
+    )?;
     let out = mlp.with_layers_replaced(layer, merged, next_new)?;
     if out.hidden_widths()[layer] != groups.len() {
-        return Err(CondenseError::shape("merge_layer", groups.len(), out.hidden_widths()[layer]));
+        return Err(CondenseError::shape(
+            "merge_layer",
+            groups.len(),
+            out.hidden_widths()[layer],
+        ));
     }
     Ok(out)
 }

@@ -90,10 +90,11 @@ impl std::str::FromStr for Activation {
 pub enum Init {
     /// PyTorch's `nn.Linear` default: weights and biases uniform in `±1/sqrt(fan_in)`.
     Default,
-    /// Gaussian weights and biases with standard deviation `fan_in^(-gamma)`.
+    /// Gaussian weights and biases with standard deviation `m^(-gamma)`, where
+    /// `m = max(fan_in, fan_out)` is the layer's larger width.
     ///
-    /// `gamma = 0.5` is the usual LeCun scale; `gamma >= 1` is the small-initialization
-    /// regime in which neurons condense strongly during training.
+    /// `gamma = 0.5` is about the usual scale; `gamma >= 1` is the small-initialization
+    /// regime in which neurons condense strongly in training (Zhou et al., 2022).
     Small {
         /// Exponent of the standard deviation.
         gamma: f64,
@@ -111,9 +112,13 @@ pub struct DenseLayer {
 impl DenseLayer {
     /// Builds a layer from `weight` `(out, in)` and `bias` `(out,)`, both `f32`.
     pub fn new(weight: Tensor, bias: Tensor, activation: Activation) -> Result<Self> {
-        let (out, _inp) = weight
-            .dims2()
-            .map_err(|_| CondenseError::shape("DenseLayer::new", "2-D weight (out, in)", format!("{:?}", weight.dims())))?;
+        let (out, _inp) = weight.dims2().map_err(|_| {
+            CondenseError::shape(
+                "DenseLayer::new",
+                "2-D weight (out, in)",
+                format!("{:?}", weight.dims()),
+            )
+        })?;
         if bias.dims() != [out] {
             return Err(CondenseError::shape(
                 "DenseLayer::new",
@@ -129,7 +134,14 @@ impl DenseLayer {
     }
 
     /// Creates a layer with weights drawn by `init` from `rng`.
-    pub fn init(in_dim: usize, out_dim: usize, activation: Activation, init: Init, rng: &mut StdRng, device: &Device) -> Result<Self> {
+    pub fn init(
+        in_dim: usize,
+        out_dim: usize,
+        activation: Activation,
+        init: Init,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Result<Self> {
         let n = out_dim * (in_dim + 1);
         let values: Vec<f32> = match init {
             Init::Default => {
@@ -137,7 +149,7 @@ impl DenseLayer {
                 (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect()
             }
             Init::Small { gamma } => {
-                let std = (in_dim as f64).powf(-gamma);
+                let std = (in_dim.max(out_dim) as f64).powf(-gamma);
                 let normal = Normal::new(0.0, std).map_err(|e| CondenseError::option("init.gamma", e))?;
                 (0..n).map(|_| normal.sample(rng) as f32).collect()
             }
@@ -236,7 +248,10 @@ impl Mlp {
     /// the hidden layers and an identity output layer; weights drawn by `init` with `seed`.
     pub fn init(widths: &[usize], hidden: Activation, init: Init, seed: u64, device: &Device) -> Result<Self> {
         if widths.len() < 2 || widths.contains(&0) {
-            return Err(CondenseError::option("widths", format!("need at least [in, out], all positive; got {widths:?}")));
+            return Err(CondenseError::option(
+                "widths",
+                format!("need at least [in, out], all positive; got {widths:?}"),
+            ));
         }
         let mut rng = StdRng::seed_from_u64(seed);
         let n = widths.len() - 1;
@@ -273,7 +288,10 @@ impl Mlp {
 
     /// Widths of the hidden layers only.
     pub fn hidden_widths(&self) -> Vec<usize> {
-        self.layers[..self.hidden_layers()].iter().map(|l| l.out_dim()).collect()
+        self.layers[..self.hidden_layers()]
+            .iter()
+            .map(|l| l.out_dim())
+            .collect()
     }
 
     /// Total number of weights and biases.
@@ -336,7 +354,11 @@ impl Mlp {
         let want = self.layers[0].in_dim();
         match x.dims() {
             [_, d] if *d == want => Ok(()),
-            other => Err(CondenseError::shape("Mlp::forward", format!("input of shape (batch, {want})"), format!("{other:?}"))),
+            other => Err(CondenseError::shape(
+                "Mlp::forward",
+                format!("input of shape (batch, {want})"),
+                format!("{other:?}"),
+            )),
         }
     }
 
@@ -348,7 +370,11 @@ impl Mlp {
     /// Builds a network from candle `Linear` layers and one activation per layer.
     pub fn from_linears(linears: &[candle_nn::Linear], activations: &[Activation]) -> Result<Self> {
         if linears.len() != activations.len() {
-            return Err(CondenseError::shape("Mlp::from_linears", format!("{} activations", linears.len()), activations.len()));
+            return Err(CondenseError::shape(
+                "Mlp::from_linears",
+                format!("{} activations", linears.len()),
+                activations.len(),
+            ));
         }
         Mlp::new(
             linears
@@ -378,7 +404,10 @@ impl Mlp {
     pub fn to_var_map(&self) -> Result<candle_nn::VarMap> {
         let map = candle_nn::VarMap::new();
         {
-            let mut data = map.data().lock().map_err(|_| CondenseError::Retrain("poisoned VarMap lock".into()))?;
+            let mut data = map
+                .data()
+                .lock()
+                .map_err(|_| CondenseError::Retrain("poisoned VarMap lock".into()))?;
             for (name, t) in self.named_tensors() {
                 data.insert(name, candle_core::Var::from_tensor(&t)?);
             }
@@ -389,7 +418,10 @@ impl Mlp {
     /// Reads a network of the given activations back from a `VarMap` written by
     /// [`Mlp::to_var_map`] (or any map using the same names).
     pub fn from_var_map(map: &candle_nn::VarMap, activations: &[Activation]) -> Result<Self> {
-        let data = map.data().lock().map_err(|_| CondenseError::Retrain("poisoned VarMap lock".into()))?;
+        let data = map
+            .data()
+            .lock()
+            .map_err(|_| CondenseError::Retrain("poisoned VarMap lock".into()))?;
         let tensors: HashMap<String, Tensor> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         Mlp::from_named_tensors(&tensors, activations, "VarMap")
     }
@@ -399,10 +431,13 @@ impl Mlp {
         for (l, act) in activations.iter().enumerate() {
             let get = |what: &str| {
                 let name = Mlp::tensor_name(l, what);
-                tensors
-                    .get(&name)
-                    .cloned()
-                    .ok_or_else(|| CondenseError::shape("Mlp::from_named_tensors", format!("tensor '{name}' in {source}"), "missing"))
+                tensors.get(&name).cloned().ok_or_else(|| {
+                    CondenseError::shape(
+                        "Mlp::from_named_tensors",
+                        format!("tensor '{name}' in {source}"),
+                        "missing",
+                    )
+                })
             };
             layers.push(DenseLayer::new(get("weight")?, get("bias")?, *act)?);
         }
@@ -423,33 +458,70 @@ impl Mlp {
         };
         let tmp = temp_path(&tensor_path);
         candle_core::safetensors::save(&self.named_tensors(), &tmp).map_err(|e| io_or_candle(&tensor_path, e))?;
-        std::fs::rename(&tmp, &tensor_path).map_err(|source| CondenseError::Io { path: tensor_path.clone(), source })?;
-        let json = serde_json::to_string_pretty(&spec).map_err(|e| CondenseError::Format { path: spec_path.clone(), message: e.to_string() })?;
+        std::fs::rename(&tmp, &tensor_path).map_err(|source| CondenseError::Io {
+            path: tensor_path.clone(),
+            source,
+        })?;
+        let json = serde_json::to_string_pretty(&spec).map_err(|e| CondenseError::Format {
+            path: spec_path.clone(),
+            message: e.to_string(),
+        })?;
         write_atomic(&spec_path, json.as_bytes())
     }
 
     /// Reads a network written by [`Mlp::save`]; returns it with its spec.
     pub fn load(stem: impl AsRef<Path>, device: &Device) -> Result<(Self, MlpSpec)> {
         let (tensor_path, spec_path) = Mlp::paths(stem.as_ref());
-        let text = std::fs::read_to_string(&spec_path).map_err(|source| CondenseError::Io { path: spec_path.clone(), source })?;
-        let spec: MlpSpec = serde_json::from_str(&text).map_err(|e| CondenseError::Format { path: spec_path.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(&spec_path).map_err(|source| CondenseError::Io {
+            path: spec_path.clone(),
+            source,
+        })?;
+        let spec: MlpSpec = serde_json::from_str(&text).map_err(|e| CondenseError::Format {
+            path: spec_path.clone(),
+            message: e.to_string(),
+        })?;
         if spec.format != MlpSpec::FORMAT {
-            return Err(CondenseError::Format { path: spec_path, message: format!("field 'format' is '{}', expected '{}'", spec.format, MlpSpec::FORMAT) });
+            return Err(CondenseError::Format {
+                path: spec_path,
+                message: format!("field 'format' is '{}', expected '{}'", spec.format, MlpSpec::FORMAT),
+            });
         }
         if spec.activations.len() + 1 != spec.widths.len() {
             return Err(CondenseError::Format {
                 path: spec_path,
-                message: format!("field 'activations' has {} entries but 'widths' describes {} layers", spec.activations.len(), spec.widths.len().saturating_sub(1)),
+                message: format!(
+                    "field 'activations' has {} entries but 'widths' describes {} layers",
+                    spec.activations.len(),
+                    spec.widths.len().saturating_sub(1)
+                ),
             });
         }
         if !tensor_path.exists() {
-            return Err(CondenseError::Io { path: tensor_path, source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found") });
+            return Err(CondenseError::Io {
+                path: tensor_path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+            });
         }
-        let tensors = candle_core::safetensors::load(&tensor_path, device).map_err(|e| CondenseError::Format { path: tensor_path.clone(), message: e.to_string() })?;
-        let mlp = Mlp::from_named_tensors(&tensors, &spec.activations, &tensor_path.display().to_string())
-            .map_err(|e| CondenseError::Format { path: tensor_path.clone(), message: e.to_string() })?;
+        let tensors = candle_core::safetensors::load(&tensor_path, device).map_err(|e| CondenseError::Format {
+            path: tensor_path.clone(),
+            message: e.to_string(),
+        })?;
+        let mlp =
+            Mlp::from_named_tensors(&tensors, &spec.activations, &tensor_path.display().to_string()).map_err(|e| {
+                CondenseError::Format {
+                    path: tensor_path.clone(),
+                    message: e.to_string(),
+                }
+            })?;
         if mlp.widths() != spec.widths {
-            return Err(CondenseError::Format { path: tensor_path, message: format!("tensor shapes give widths {:?}, but field 'widths' says {:?}", mlp.widths(), spec.widths) });
+            return Err(CondenseError::Format {
+                path: tensor_path,
+                message: format!(
+                    "tensor shapes give widths {:?}, but field 'widths' says {:?}",
+                    mlp.widths(),
+                    spec.widths
+                ),
+            });
         }
         Ok((mlp, spec))
     }
@@ -497,13 +569,22 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 fn io_or_candle(path: &Path, e: candle_core::Error) -> CondenseError {
-    CondenseError::Format { path: path.to_path_buf(), message: e.to_string() }
+    CondenseError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// reader never sees a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|source| CondenseError::Io { path: path.to_path_buf(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| CondenseError::Io { path: path.to_path_buf(), source })
+    std::fs::write(&tmp, bytes).map_err(|source| CondenseError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| CondenseError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }

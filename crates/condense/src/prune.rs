@@ -24,7 +24,10 @@ pub fn magnitude_scores(mlp: &Mlp, layer: usize) -> Result<Vec<f32>> {
 pub fn prune_groups(mlp: &Mlp, layer: usize, width: usize) -> Result<Vec<NeuronGroup>> {
     let scores = magnitude_scores(mlp, layer)?;
     if width == 0 || width > scores.len() {
-        return Err(CondenseError::option("prune width", format!("layer {layer}: must lie in 1..={}, got {width}", scores.len())));
+        return Err(CondenseError::option(
+            "prune width",
+            format!("layer {layer}: must lie in 1..={}, got {width}", scores.len()),
+        ));
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));

@@ -98,11 +98,19 @@ pub struct LayerOutcome {
 /// Applies one rule per hidden layer (`rules.len()` equals the number of hidden layers, or is
 /// 1 to apply the same rule to all). `calibration` is a batch of network inputs, needed for
 /// activation similarity and for the refit.
-pub fn reduce(mlp: &Mlp, rules: &[LayerRule], options: &CondenseOptions, calibration: Option<&Tensor>) -> Result<(Mlp, Vec<LayerOutcome>)> {
+pub fn reduce(
+    mlp: &Mlp,
+    rules: &[LayerRule],
+    options: &CondenseOptions,
+    calibration: Option<&Tensor>,
+) -> Result<(Mlp, Vec<LayerOutcome>)> {
     let hidden = mlp.hidden_layers();
     let rules = expand_rules(rules, hidden)?;
     if options.refit.is_some() && calibration.is_none() {
-        return Err(CondenseError::option("refit", "the least-squares refit needs a calibration batch"));
+        return Err(CondenseError::option(
+            "refit",
+            "the least-squares refit needs a calibration batch",
+        ));
     }
     let mut current = mlp.clone();
     let mut outcomes = Vec::with_capacity(hidden);
@@ -114,7 +122,9 @@ pub fn reduce(mlp: &Mlp, rules: &[LayerRule], options: &CondenseOptions, calibra
             LayerRule::Keep => (0..width_before).map(NeuronGroup::single).collect(),
             LayerRule::Threshold { tau } => group_by_threshold(&sim, &norms, tau, options.min_pair_cosine)?,
             LayerRule::Width { width } if width >= width_before => (0..width_before).map(NeuronGroup::single).collect(),
-            LayerRule::Width { width } => group_to_width(&sim, &norms, width, options.linkage, options.min_pair_cosine, layer)?,
+            LayerRule::Width { width } => {
+                group_to_width(&sim, &norms, width, options.linkage, options.min_pair_cosine, layer)?
+            }
             LayerRule::Prune { width } => prune_groups(&current, layer, width.min(width_before))?,
         };
         let changed = groups.len() != width_before;
@@ -143,14 +153,23 @@ fn expand_rules(rules: &[LayerRule], hidden: usize) -> Result<Vec<LayerRule>> {
     match rules.len() {
         1 => Ok(vec![rules[0]; hidden]),
         n if n == hidden => Ok(rules.to_vec()),
-        n => Err(CondenseError::shape("reduce", format!("1 or {hidden} layer rules (one per hidden layer)"), n)),
+        n => Err(CondenseError::shape(
+            "reduce",
+            format!("1 or {hidden} layer rules (one per hidden layer)"),
+            n,
+        )),
     }
 }
 
 /// Neurons grouped contiguously (largest groups first), dropped neurons last.
 fn group_order(groups: &[NeuronGroup], width: usize) -> Vec<usize> {
     let mut sorted: Vec<&NeuronGroup> = groups.iter().collect();
-    sorted.sort_by(|a, b| b.members.len().cmp(&a.members.len()).then(a.representative.cmp(&b.representative)));
+    sorted.sort_by(|a, b| {
+        b.members
+            .len()
+            .cmp(&a.members.len())
+            .then(a.representative.cmp(&b.representative))
+    });
     let mut order: Vec<usize> = sorted.iter().flat_map(|g| g.members.iter().copied()).collect();
     let mut seen = vec![false; width];
     for &k in &order {

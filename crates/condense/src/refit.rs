@@ -38,13 +38,28 @@ impl Default for RefitOptions {
 ///
 /// `original` and `reduced` must have the same input and output widths and the same number
 /// of layers; `layer` is a hidden layer of both.
-pub fn refit_next_layer(original: &Mlp, reduced: &Mlp, layer: usize, calibration: &Tensor, options: RefitOptions) -> Result<Mlp> {
+pub fn refit_next_layer(
+    original: &Mlp,
+    reduced: &Mlp,
+    layer: usize,
+    calibration: &Tensor,
+    options: RefitOptions,
+) -> Result<Mlp> {
     check_hidden(reduced, layer)?;
-    if original.layers().len() != reduced.layers().len() || original.layer(layer + 1).out_dim() != reduced.layer(layer + 1).out_dim() {
-        return Err(CondenseError::shape("refit_next_layer", format!("layers like {:?}", original.widths()), format!("{:?}", reduced.widths())));
+    if original.layers().len() != reduced.layers().len()
+        || original.layer(layer + 1).out_dim() != reduced.layer(layer + 1).out_dim()
+    {
+        return Err(CondenseError::shape(
+            "refit_next_layer",
+            format!("layers like {:?}", original.widths()),
+            format!("{:?}", reduced.widths()),
+        ));
     }
     if !(options.ridge.is_finite() && options.ridge > 0.0) {
-        return Err(CondenseError::option("refit.ridge", format!("must be positive and finite, got {}", options.ridge)));
+        return Err(CondenseError::option(
+            "refit.ridge",
+            format!("must be positive and finite, got {}", options.ridge),
+        ));
     }
     let target = original.pre_activation(calibration, layer + 1)?.to_dtype(DType::F64)?;
     let h = reduced.layer_output(calibration, layer)?.to_dtype(DType::F64)?;
@@ -58,7 +73,9 @@ pub fn refit_next_layer(original: &Mlp, reduced: &Mlp, layer: usize, calibration
 
     let trace: f64 = (0..k).map(|i| gram[i][i]).sum();
     if !trace.is_finite() {
-        return Err(CondenseError::NonFinite { what: format!("activations of layer {layer} on the calibration batch") });
+        return Err(CondenseError::NonFinite {
+            what: format!("activations of layer {layer} on the calibration batch"),
+        });
     }
     let lambda = options.ridge * (trace / k.max(1) as f64).max(f64::MIN_POSITIVE);
     // The bias column gets a much smaller ridge that only keeps dead (constant) neurons
@@ -69,7 +86,10 @@ pub fn refit_next_layer(original: &Mlp, reduced: &Mlp, layer: usize, calibration
         _ => gram[i][j],
     });
     let mut x = Mat::<f64>::from_fn(k + 1, out, |i, j| rhs[i][j]);
-    let llt = g.llt(Side::Lower).map_err(|e| CondenseError::Refit { layer: layer + 1, message: format!("normal equations not positive definite: {e:?}") })?;
+    let llt = g.llt(Side::Lower).map_err(|e| CondenseError::Refit {
+        layer: layer + 1,
+        message: format!("normal equations not positive definite: {e:?}"),
+    })?;
     llt.solve_in_place(x.as_mut());
 
     let mut w = Vec::with_capacity(out * k);
@@ -80,10 +100,17 @@ pub fn refit_next_layer(original: &Mlp, reduced: &Mlp, layer: usize, calibration
     }
     let bias: Vec<f32> = (0..out).map(|o| x[(k, o)] as f32).collect();
     if w.iter().chain(&bias).any(|v| !v.is_finite()) {
-        return Err(CondenseError::Refit { layer: layer + 1, message: "solution is not finite".into() });
+        return Err(CondenseError::Refit {
+            layer: layer + 1,
+            message: "solution is not finite".into(),
+        });
     }
     let device = reduced.device();
     let next = reduced.layer(layer + 1);
-    let new_next = DenseLayer::new(Tensor::from_vec(w, (out, k), device)?, Tensor::from_vec(bias, out, device)?, next.activation())?;
+    let new_next = DenseLayer::new(
+        Tensor::from_vec(w, (out, k), device)?,
+        Tensor::from_vec(bias, out, device)?,
+        next.activation(),
+    )?;
     reduced.with_layer_replaced(layer + 1, new_next)
 }

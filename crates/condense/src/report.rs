@@ -73,7 +73,13 @@ impl ReductionReport {
         for r in &self.rounds {
             s.push_str(&format!(
                 "{:>5}  {:<22} {:>8} {:>11} {:>11.4e} {:>11.4e}  {:?}\n",
-                r.round, r.action, r.accepted, r.parameters_after, r.loss_after_merge, r.loss_after_retrain, r.widths_after
+                r.round,
+                r.action,
+                r.accepted,
+                r.parameters_after,
+                r.loss_after_merge,
+                r.loss_after_retrain,
+                r.widths_after
             ));
         }
         s.push_str(&format!(

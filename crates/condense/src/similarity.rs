@@ -45,7 +45,11 @@ impl SimilarityMatrix {
     pub fn from_tensor(t: &Tensor) -> Result<Self> {
         let (n, m) = t.dims2()?;
         if n != m {
-            return Err(CondenseError::shape("SimilarityMatrix::from_tensor", "square matrix", format!("({n}, {m})")));
+            return Err(CondenseError::shape(
+                "SimilarityMatrix::from_tensor",
+                "square matrix",
+                format!("({n}, {m})"),
+            ));
         }
         SimilarityMatrix::from_vec(n, t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
@@ -73,7 +77,10 @@ impl SimilarityMatrix {
 
     /// The matrix with rows and columns permuted by `order` (for heat maps ordered by group).
     pub fn permuted(&self, order: &[usize]) -> Vec<Vec<f32>> {
-        order.iter().map(|&i| order.iter().map(|&j| self.get(i, j)).collect()).collect()
+        order
+            .iter()
+            .map(|&i| order.iter().map(|&j| self.get(i, j)).collect())
+            .collect()
     }
 
     /// Summary statistics of the off-diagonal entries.
@@ -107,12 +114,19 @@ pub fn cosine_similarity(features: &Tensor) -> Result<SimilarityMatrix> {
 
 /// Neuron similarity of hidden layer `layer` by `kind`. `calibration` (a batch of network
 /// inputs) is required for [`SimilarityKind::Activations`].
-pub fn layer_similarity(mlp: &Mlp, layer: usize, kind: SimilarityKind, calibration: Option<&Tensor>) -> Result<SimilarityMatrix> {
+pub fn layer_similarity(
+    mlp: &Mlp,
+    layer: usize,
+    kind: SimilarityKind,
+    calibration: Option<&Tensor>,
+) -> Result<SimilarityMatrix> {
     match kind {
         SimilarityKind::Weights => cosine_similarity(&neuron_features(mlp, layer)?),
         SimilarityKind::Activations => {
             check_hidden(mlp, layer)?;
-            let x = calibration.ok_or_else(|| CondenseError::option("similarity", "activation similarity needs a calibration batch"))?;
+            let x = calibration.ok_or_else(|| {
+                CondenseError::option("similarity", "activation similarity needs a calibration batch")
+            })?;
             let h = mlp.layer_output(x, layer)?;
             cosine_similarity(&h.t()?.contiguous()?)
         }
@@ -121,7 +135,10 @@ pub fn layer_similarity(mlp: &Mlp, layer: usize, kind: SimilarityKind, calibrati
 
 pub(crate) fn check_hidden(mlp: &Mlp, layer: usize) -> Result<()> {
     if layer >= mlp.hidden_layers() {
-        return Err(CondenseError::NotHidden { layer, hidden: mlp.hidden_layers() });
+        return Err(CondenseError::NotHidden {
+            layer,
+            hidden: mlp.hidden_layers(),
+        });
     }
     Ok(())
 }

@@ -11,7 +11,7 @@
 //!   neurons), retrains, and keeps the result only if the validation loss stays within
 //!   `tolerance` of the reference (by default the *control*: the unreduced network put through
 //!   the same retraining). A rejected round is undone and the step halved; a pass that merges
-//!   nothing grows the step.
+//!   nothing grows the step, but never up to a step that has already failed.
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -123,17 +123,32 @@ pub enum Strategy {
 impl Strategy {
     /// One pass with the same cosine threshold on every hidden layer, then retraining.
     pub fn one_shot_threshold(tau: f32) -> Self {
-        Strategy::Manual { steps: vec![ManualStep { rules: vec![LayerRule::Threshold { tau }], retrain: true }] }
+        Strategy::Manual {
+            steps: vec![ManualStep {
+                rules: vec![LayerRule::Threshold { tau }],
+                retrain: true,
+            }],
+        }
     }
 
     /// One pass to the given hidden widths (agglomerative), then retraining.
     pub fn one_shot_widths(widths: &[usize]) -> Self {
-        Strategy::Manual { steps: vec![ManualStep { rules: widths.iter().map(|&width| LayerRule::Width { width }).collect(), retrain: true }] }
+        Strategy::Manual {
+            steps: vec![ManualStep {
+                rules: widths.iter().map(|&width| LayerRule::Width { width }).collect(),
+                retrain: true,
+            }],
+        }
     }
 
     /// Magnitude pruning to the given hidden widths, then retraining (the baseline).
     pub fn prune_to_widths(widths: &[usize]) -> Self {
-        Strategy::Manual { steps: vec![ManualStep { rules: widths.iter().map(|&width| LayerRule::Prune { width }).collect(), retrain: true }] }
+        Strategy::Manual {
+            steps: vec![ManualStep {
+                rules: widths.iter().map(|&width| LayerRule::Prune { width }).collect(),
+                retrain: true,
+            }],
+        }
     }
 }
 
@@ -154,9 +169,21 @@ pub fn run(
         Strategy::Manual { steps } => {
             let mut current = mlp.clone();
             for (i, step) in steps.iter().enumerate() {
-                let (next, report) = round(&current, i + 1, &step.rules, describe(&step.rules), step.retrain, options, retrainer, calibration)?;
+                let (next, report) = round(
+                    &current,
+                    i + 1,
+                    &step.rules,
+                    describe(&step.rules),
+                    step.retrain,
+                    options,
+                    retrainer,
+                    calibration,
+                )?;
                 on_round(&report);
-                rounds.push(RoundReport { accepted: true, ..report });
+                rounds.push(RoundReport {
+                    accepted: true,
+                    ..report
+                });
                 current = next;
             }
             (current, original_loss)
@@ -179,6 +206,9 @@ pub fn run(
             let limit = reference * (1.0 + auto.tolerance);
             let mut current = mlp.clone();
             let mut step = auto.initial_step;
+            // The smallest step known to fail: later proposals stay below it, so the search
+            // narrows like a bisection and never repeats a rejected proposal.
+            let mut ceiling = f64::INFINITY;
             let mut attempts = 0;
             let max_attempts = auto.max_rounds * 8 + 16;
             while rounds.len() < auto.max_rounds && attempts < max_attempts {
@@ -189,13 +219,28 @@ pub fn run(
                     }
                 }
                 let rules = propose(&current, auto, step);
-                let (next, report) = round(&current, rounds.len() + 1, &rules, describe(&rules), true, options, retrainer, calibration)?;
+                let (next, report) = round(
+                    &current,
+                    rounds.len() + 1,
+                    &rules,
+                    describe(&rules),
+                    true,
+                    options,
+                    retrainer,
+                    calibration,
+                )?;
                 if report.widths_after == report.widths_before {
-                    // Nothing merged at this step: be bolder, unless already at the limit.
-                    if step >= auto.max_step {
+                    // Nothing merged at this step: be bolder, but stay below a failed step.
+                    let bolder = (step * auto.growth).min(auto.max_step);
+                    let next_step = if bolder < ceiling {
+                        bolder
+                    } else {
+                        0.5 * (step + ceiling)
+                    };
+                    if next_step <= step || next_step - step < auto.min_step {
                         break;
                     }
-                    step = (step * auto.growth).min(auto.max_step);
+                    step = next_step;
                     continue;
                 }
                 let accepted = report.loss_after_retrain <= limit;
@@ -205,6 +250,7 @@ pub fn run(
                 if accepted {
                     current = next;
                 } else {
+                    ceiling = ceiling.min(step);
                     step /= 2.0;
                     if step < auto.min_step {
                         break;
@@ -246,7 +292,11 @@ fn round(
     let loss_before = checked_loss(retrainer, current, "network before merging")?;
     let (merged, layers) = reduce(current, rules, options, calibration)?;
     let unchanged = merged.widths() == current.widths();
-    let loss_after_merge = if unchanged { loss_before } else { checked_loss(retrainer, &merged, "merged network")? };
+    let loss_after_merge = if unchanged {
+        loss_before
+    } else {
+        checked_loss(retrainer, &merged, "merged network")?
+    };
     let (next, loss_after_retrain) = if retrain && !unchanged {
         let r = retrainer.retrain(&merged, number)?;
         let l = checked_loss(retrainer, &r, "retrained network")?;
@@ -274,7 +324,9 @@ fn round(
 fn checked_loss(retrainer: &mut dyn Retrainer, mlp: &Mlp, what: &str) -> Result<f64> {
     let l = retrainer.validation_loss(mlp)?;
     if !l.is_finite() {
-        return Err(CondenseError::NonFinite { what: format!("validation loss of the {what}") });
+        return Err(CondenseError::NonFinite {
+            what: format!("validation loss of the {what}"),
+        });
     }
     Ok(l)
 }
@@ -282,9 +334,19 @@ fn checked_loss(retrainer: &mut dyn Retrainer, mlp: &Mlp, what: &str) -> Result<
 fn propose(current: &Mlp, auto: &AutomaticOptions, step: f64) -> Vec<LayerRule> {
     let shrink = |w: usize| ((w as f64 * (1.0 - step)).ceil() as usize).clamp(auto.min_width.min(w).max(1), w);
     match auto.criterion {
-        AutoCriterion::Threshold => vec![LayerRule::Threshold { tau: (1.0 - step) as f32 }],
-        AutoCriterion::WidthFraction => current.hidden_widths().into_iter().map(|w| LayerRule::Width { width: shrink(w) }).collect(),
-        AutoCriterion::PruneFraction => current.hidden_widths().into_iter().map(|w| LayerRule::Prune { width: shrink(w) }).collect(),
+        AutoCriterion::Threshold => vec![LayerRule::Threshold {
+            tau: (1.0 - step) as f32,
+        }],
+        AutoCriterion::WidthFraction => current
+            .hidden_widths()
+            .into_iter()
+            .map(|w| LayerRule::Width { width: shrink(w) })
+            .collect(),
+        AutoCriterion::PruneFraction => current
+            .hidden_widths()
+            .into_iter()
+            .map(|w| LayerRule::Prune { width: shrink(w) })
+            .collect(),
     }
 }
 
@@ -292,10 +354,22 @@ fn describe(rules: &[LayerRule]) -> String {
     match rules.first() {
         Some(LayerRule::Threshold { tau }) if rules.iter().all(|r| r == &rules[0]) => format!("threshold {tau:.3}"),
         Some(LayerRule::Width { .. }) => {
-            format!("widths {:?}", rules.iter().map(|r| if let LayerRule::Width { width } = r { *width } else { 0 }).collect::<Vec<_>>())
+            format!(
+                "widths {:?}",
+                rules
+                    .iter()
+                    .map(|r| if let LayerRule::Width { width } = r { *width } else { 0 })
+                    .collect::<Vec<_>>()
+            )
         }
         Some(LayerRule::Prune { .. }) => {
-            format!("prune {:?}", rules.iter().map(|r| if let LayerRule::Prune { width } = r { *width } else { 0 }).collect::<Vec<_>>())
+            format!(
+                "prune {:?}",
+                rules
+                    .iter()
+                    .map(|r| if let LayerRule::Prune { width } = r { *width } else { 0 })
+                    .collect::<Vec<_>>()
+            )
         }
         _ => format!("{rules:?}"),
     }
@@ -303,14 +377,31 @@ fn describe(rules: &[LayerRule]) -> String {
 
 fn validate_auto(a: &AutomaticOptions) -> Result<()> {
     let ok_step = |x: f64| x.is_finite() && x > 0.0 && x < 1.0;
-    if !ok_step(a.initial_step) || !ok_step(a.max_step) || !ok_step(a.min_step) || a.min_step > a.initial_step || a.initial_step > a.max_step {
-        return Err(CondenseError::option("automatic steps", format!("need 0 < min_step <= initial_step <= max_step < 1, got {} / {} / {}", a.min_step, a.initial_step, a.max_step)));
+    if !ok_step(a.initial_step)
+        || !ok_step(a.max_step)
+        || !ok_step(a.min_step)
+        || a.min_step > a.initial_step
+        || a.initial_step > a.max_step
+    {
+        return Err(CondenseError::option(
+            "automatic steps",
+            format!(
+                "need 0 < min_step <= initial_step <= max_step < 1, got {} / {} / {}",
+                a.min_step, a.initial_step, a.max_step
+            ),
+        ));
     }
     if !(a.growth.is_finite() && a.growth > 1.0) {
-        return Err(CondenseError::option("automatic growth", format!("must be > 1, got {}", a.growth)));
+        return Err(CondenseError::option(
+            "automatic growth",
+            format!("must be > 1, got {}", a.growth),
+        ));
     }
     if !(a.tolerance.is_finite() && a.tolerance >= 0.0) {
-        return Err(CondenseError::option("automatic tolerance", format!("must be >= 0, got {}", a.tolerance)));
+        return Err(CondenseError::option(
+            "automatic tolerance",
+            format!("must be >= 0, got {}", a.tolerance),
+        ));
     }
     Ok(())
 }

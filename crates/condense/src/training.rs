@@ -58,7 +58,15 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 100, batch_size: 128, learning_rate: 1e-3, final_lr_fraction: 0.05, weight_decay: 0.0, loss: LossKind::Mse, seed: 0 }
+        TrainConfig {
+            epochs: 100,
+            batch_size: 128,
+            learning_rate: 1e-3,
+            final_lr_fraction: 0.05,
+            weight_decay: 0.0,
+            loss: LossKind::Mse,
+            seed: 0,
+        }
     }
 }
 
@@ -72,17 +80,27 @@ pub struct Regression {
 impl Regression {
     /// Checks shapes and finiteness.
     pub fn new(x: Tensor, y: Tensor) -> Result<Self> {
-        let (n, _) = x.dims2().map_err(|_| CondenseError::shape("Regression::new", "x of shape (n, in)", format!("{:?}", x.dims())))?;
-        let (m, _) = y.dims2().map_err(|_| CondenseError::shape("Regression::new", "y of shape (n, out)", format!("{:?}", y.dims())))?;
+        let (n, _) = x
+            .dims2()
+            .map_err(|_| CondenseError::shape("Regression::new", "x of shape (n, in)", format!("{:?}", x.dims())))?;
+        let (m, _) = y
+            .dims2()
+            .map_err(|_| CondenseError::shape("Regression::new", "y of shape (n, out)", format!("{:?}", y.dims())))?;
         if n != m || n == 0 {
-            return Err(CondenseError::shape("Regression::new", format!("{n} target rows (and at least one)"), m));
+            return Err(CondenseError::shape(
+                "Regression::new",
+                format!("{n} target rows (and at least one)"),
+                m,
+            ));
         }
         let x = x.to_dtype(DType::F32)?;
         let y = y.to_dtype(DType::F32)?;
         for (name, t) in [("x", &x), ("y", &y)] {
             let s: f32 = t.abs()?.sum_all()?.to_scalar()?;
             if !s.is_finite() {
-                return Err(CondenseError::NonFinite { what: format!("regression data '{name}'") });
+                return Err(CondenseError::NonFinite {
+                    what: format!("regression data '{name}'"),
+                });
             }
         }
         Ok(Regression { x, y })
@@ -135,9 +153,20 @@ pub struct TrainHistory {
 }
 
 /// Trains a copy of `mlp` on `data`; `on_epoch(epoch, mean_loss)` is called after each epoch.
-pub fn train(mlp: &Mlp, data: &Regression, config: &TrainConfig, on_epoch: &mut dyn FnMut(usize, f64)) -> Result<(Mlp, TrainHistory)> {
-    if config.batch_size == 0 || !(config.learning_rate > 0.0) {
-        return Err(CondenseError::option("train", format!("batch_size must be positive and learning_rate > 0 (got {} and {})", config.batch_size, config.learning_rate)));
+pub fn train(
+    mlp: &Mlp,
+    data: &Regression,
+    config: &TrainConfig,
+    on_epoch: &mut dyn FnMut(usize, f64),
+) -> Result<(Mlp, TrainHistory)> {
+    if config.batch_size == 0 || config.learning_rate.is_nan() || config.learning_rate <= 0.0 {
+        return Err(CondenseError::option(
+            "train",
+            format!(
+                "batch_size must be positive and learning_rate > 0 (got {} and {})",
+                config.batch_size, config.learning_rate
+            ),
+        ));
     }
     let activations: Vec<Activation> = mlp.activations();
     let params: Vec<(Var, Var)> = mlp
@@ -147,7 +176,11 @@ pub fn train(mlp: &Mlp, data: &Regression, config: &TrainConfig, on_epoch: &mut 
         .collect::<Result<_>>()?;
     let mut opt = AdamW::new(
         params.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect(),
-        ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..Default::default() },
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: config.weight_decay,
+            ..Default::default()
+        },
     )?;
     let n = data.len();
     let batch = config.batch_size.min(n);
@@ -167,7 +200,9 @@ pub fn train(mlp: &Mlp, data: &Regression, config: &TrainConfig, on_epoch: &mut 
             let start = b * batch;
             let len = batch.min(n - start);
             let progress = step as f64 / total_steps as f64;
-            let lr = config.learning_rate * (config.final_lr_fraction + (1.0 - config.final_lr_fraction) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+            let lr = config.learning_rate
+                * (config.final_lr_fraction
+                    + (1.0 - config.final_lr_fraction) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
             opt.set_learning_rate(lr);
             let mut h = xs.narrow(0, start, len)?;
             for ((w, bias), act) in params.iter().zip(&activations) {
@@ -177,7 +212,9 @@ pub fn train(mlp: &Mlp, data: &Regression, config: &TrainConfig, on_epoch: &mut 
             opt.backward_step(&loss)?;
             let l: f32 = loss.to_scalar()?;
             if !l.is_finite() {
-                return Err(CondenseError::NonFinite { what: format!("training loss at epoch {epoch}") });
+                return Err(CondenseError::NonFinite {
+                    what: format!("training loss at epoch {epoch}"),
+                });
             }
             sum += l as f64 * len as f64;
             step += 1;
@@ -208,7 +245,10 @@ pub struct RegressionRetrainer {
 
 impl Retrainer for RegressionRetrainer {
     fn retrain(&mut self, mlp: &Mlp, round: usize) -> Result<Mlp> {
-        let config = TrainConfig { seed: self.config.seed.wrapping_add(round as u64), ..self.config.clone() };
+        let config = TrainConfig {
+            seed: self.config.seed.wrapping_add(round as u64),
+            ..self.config.clone()
+        };
         Ok(train(mlp, &self.train, &config, &mut |_, _| {})?.0)
     }
 
