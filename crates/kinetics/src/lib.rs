@@ -20,7 +20,8 @@
 //! let y = premixed(&mech, "H2:1", "O2:1,N2:3.76", 1.0)?;          // stoichiometric H2/air
 //! let out = advance_state(&mech, Operator::ConstantPressureAdiabatic, 1200.0, 101325.0, &y, 1e-6,
 //!                         &BdfConfig::default())?;
-//! assert!(out.temperature >= 1200.0 && (out.mass_fractions.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+//! assert!((out.temperature - 1200.0).abs() < 1.0);                 // 1 us: barely changes
+//! assert!((out.mass_fractions.iter().sum::<f64>() - 1.0).abs() < 1e-12);
 //! # Ok::<(), kinetics::KineticsError>(())
 //! ```
 
