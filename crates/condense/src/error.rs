@@ -79,7 +79,7 @@ pub enum CondenseError {
     },
 
     /// Reading or writing a file failed.
-    #[error("i/o error on '{path}': {source}")]
+    #[error("i/o error on '{path}'")]
     Io {
         /// The file.
         path: PathBuf,

@@ -35,7 +35,15 @@ pub struct Advanced {
 
 /// Advances one state `(t [K], p [Pa], y)` by `dt` [s] with `operator`, from a fresh
 /// integrator.
-pub fn advance_state(mech: &Mechanism, operator: Operator, t: f64, p: f64, y: &[f64], dt: f64, config: &BdfConfig) -> Result<Advanced> {
+pub fn advance_state(
+    mech: &Mechanism,
+    operator: Operator,
+    t: f64,
+    p: f64,
+    y: &[f64],
+    dt: f64,
+    config: &BdfConfig,
+) -> Result<Advanced> {
     validate_state(mech, t, p, y)?;
     if !(dt.is_finite() && dt > 0.0) {
         return Err(KineticsError::State(format!("time step must be positive, got {dt} s")));
@@ -47,13 +55,27 @@ pub fn advance_state(mech: &Mechanism, operator: Operator, t: f64, p: f64, y: &[
     let mut bdf = Bdf::new(&mut reactor, 0.0, &y0, dt, config.clone())?;
     let out = bdf.run(&mut reactor)?.to_vec();
     let pressure = reactor.pressure_at(&out);
-    Ok(Advanced { temperature: out[0], pressure, mass_fractions: out[1..].to_vec(), stats: bdf.stats() })
+    Ok(Advanced {
+        temperature: out[0],
+        pressure,
+        mass_fractions: out[1..].to_vec(),
+        stats: bdf.stats(),
+    })
 }
 
 /// Advances many states by `dt` in parallel over the rayon thread pool (one fresh integrator
 /// per state). Results are in input order.
-pub fn advance_batch(mech: &Mechanism, operator: Operator, states: &[State], dt: f64, config: &BdfConfig) -> Vec<Result<Advanced>> {
-    states.par_iter().map(|s| advance_state(mech, operator, s.temperature, s.pressure, &s.mass_fractions, dt, config)).collect()
+pub fn advance_batch(
+    mech: &Mechanism,
+    operator: Operator,
+    states: &[State],
+    dt: f64,
+    config: &BdfConfig,
+) -> Vec<Result<Advanced>> {
+    states
+        .par_iter()
+        .map(|s| advance_state(mech, operator, s.temperature, s.pressure, &s.mass_fractions, dt, config))
+        .collect()
 }
 
 /// A recorded ignition at constant pressure.
@@ -87,7 +109,11 @@ pub struct IgnitionOptions {
 
 impl Default for IgnitionOptions {
     fn default() -> Self {
-        IgnitionOptions { end_time: 1.0, stop_after_ignition: true, config: BdfConfig::default() }
+        IgnitionOptions {
+            end_time: 1.0,
+            stop_after_ignition: true,
+            config: BdfConfig::default(),
+        }
     }
 }
 
@@ -121,13 +147,25 @@ pub fn ignite(mech: &Mechanism, t0: f64, p: f64, y0: &[f64], options: &IgnitionO
         if reason == StopReason::TstopReached {
             break;
         }
-        if options.stop_after_ignition && peak.1 > 0.0 && f[0] < 1e-4 * peak.1 && t > 2.0 * times[peak.0] && bdf.y()[0] > t0 + 100.0 {
+        if options.stop_after_ignition
+            && peak.1 > 0.0
+            && f[0] < 1e-4 * peak.1
+            && t > 2.0 * times[peak.0]
+            && bdf.y()[0] > t0 + 100.0
+        {
             break;
         }
     }
     let ignition_delay = refine_peak(&times, &dtdt, peak.0);
     let final_temperature = states.last().map(|s| s[0]).unwrap_or(t0);
-    Ok(Ignition { times, states, dtdt, ignition_delay, final_temperature, stats: bdf.stats() })
+    Ok(Ignition {
+        times,
+        states,
+        dtdt,
+        ignition_delay,
+        final_temperature,
+        stats: bdf.stats(),
+    })
 }
 
 /// Vertex of the parabola through the peak sample and its neighbours (the sample itself at

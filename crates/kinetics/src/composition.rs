@@ -6,12 +6,20 @@ use crate::mixture::mole_to_mass;
 
 /// Parses `"A:x,B:y"` into name/value pairs (values need not be normalized).
 pub fn parse_composition(text: &str) -> Result<Vec<(String, f64)>> {
-    let bad = |message: String| KineticsError::Composition { text: text.to_string(), message };
+    let bad = |message: String| KineticsError::Composition {
+        text: text.to_string(),
+        message,
+    };
     let mut out: Vec<(String, f64)> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = part.split_once(':').ok_or_else(|| bad(format!("'{part}' is not NAME:VALUE")))?;
+        let (name, value) = part
+            .split_once(':')
+            .ok_or_else(|| bad(format!("'{part}' is not NAME:VALUE")))?;
         let name = name.trim();
-        let v: f64 = value.trim().parse().map_err(|_| bad(format!("'{}' is not a number", value.trim())))?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("'{}' is not a number", value.trim())))?;
         if !(v.is_finite() && v >= 0.0) {
             return Err(bad(format!("value of '{name}' must be a non-negative number, got {v}")));
         }
@@ -35,7 +43,10 @@ pub fn composition_vector(mech: &Mechanism, text: &str) -> Result<Vec<f64>> {
     }
     let sum: f64 = v.iter().sum();
     if sum <= 0.0 {
-        return Err(KineticsError::Composition { text: text.to_string(), message: "values sum to zero".into() });
+        return Err(KineticsError::Composition {
+            text: text.to_string(),
+            message: "values sum to zero".into(),
+        });
     }
     v.iter_mut().for_each(|x| *x /= sum);
     Ok(v)
@@ -47,7 +58,13 @@ fn net_oxygen_demand(mech: &Mechanism, x: &[f64]) -> f64 {
         .iter()
         .zip(x)
         .map(|(s, xk)| {
-            let atoms = |el: &str| s.composition.iter().find(|(e, _)| e == el).map(|(_, n)| *n).unwrap_or(0.0);
+            let atoms = |el: &str| {
+                s.composition
+                    .iter()
+                    .find(|(e, _)| e == el)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0.0)
+            };
             xk * (atoms("C") + atoms("S") + 0.25 * atoms("H") - 0.5 * atoms("O"))
         })
         .sum()
@@ -57,17 +74,26 @@ fn net_oxygen_demand(mech: &Mechanism, x: &[f64]) -> f64 {
 /// ratio `phi`, with Cantera's `set_equivalence_ratio` convention (mole basis).
 pub fn premixed(mech: &Mechanism, fuel: &str, oxidizer: &str, phi: f64) -> Result<Vec<f64>> {
     if !(phi.is_finite() && phi >= 0.0) {
-        return Err(KineticsError::Composition { text: format!("phi = {phi}"), message: "equivalence ratio must be a non-negative number".into() });
+        return Err(KineticsError::Composition {
+            text: format!("phi = {phi}"),
+            message: "equivalence ratio must be a non-negative number".into(),
+        });
     }
     let xf = composition_vector(mech, fuel)?;
     let xo = composition_vector(mech, oxidizer)?;
     let demand_fuel = net_oxygen_demand(mech, &xf);
     let demand_ox = net_oxygen_demand(mech, &xo);
     if demand_fuel <= 0.0 {
-        return Err(KineticsError::Composition { text: fuel.to_string(), message: "the fuel needs no oxygen".into() });
+        return Err(KineticsError::Composition {
+            text: fuel.to_string(),
+            message: "the fuel needs no oxygen".into(),
+        });
     }
     if demand_ox >= 0.0 {
-        return Err(KineticsError::Composition { text: oxidizer.to_string(), message: "the oxidizer supplies no oxygen".into() });
+        return Err(KineticsError::Composition {
+            text: oxidizer.to_string(),
+            message: "the oxidizer supplies no oxygen".into(),
+        });
     }
     let a = phi * (-demand_ox) / demand_fuel;
     let x: Vec<f64> = xf.iter().zip(&xo).map(|(f, o)| a * f + o).collect();

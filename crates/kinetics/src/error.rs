@@ -49,7 +49,7 @@ pub enum KineticsError {
     },
 
     /// Reading a file failed.
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{path}'")]
     Io {
         /// The path.
         path: String,

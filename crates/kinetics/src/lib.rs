@@ -25,6 +25,14 @@
 //! # Ok::<(), kinetics::KineticsError>(())
 //! ```
 
+// Dense numerical kernels read best with explicit indices.
+#![allow(clippy::needless_range_loop)]
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod advance;
 pub mod composition;
 pub mod constants;

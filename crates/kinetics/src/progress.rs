@@ -44,6 +44,8 @@ pub struct RateWorkspace {
     dln_kc_dt: Vec<f64>,
     /// `d kf / d[M]` of falloff reactions (0 for others).
     dkf_dm: Vec<f64>,
+    /// `exp(g_k/(RT))` per species, so that `1/Kc` is a product instead of an exponential.
+    exp_g_rt: Vec<f64>,
 }
 
 impl RateWorkspace {
@@ -65,6 +67,7 @@ impl RateWorkspace {
             dln_kf_dt: z.clone(),
             dln_kc_dt: z.clone(),
             dkf_dm: z,
+            exp_g_rt: vec![0.0; mech.n_species()],
         }
     }
 
@@ -73,45 +76,52 @@ impl RateWorkspace {
     pub fn update(&mut self, mech: &Mechanism, t: f64, conc: &[f64]) {
         let s = RateState::new(t);
         self.thermo.update(mech.thermo(), t);
-        let ln_patm_rt = (ONE_ATM / (GAS_CONSTANT * t)).ln();
+        let rt_patm = GAS_CONSTANT * t / ONE_ATM;
         let total: f64 = conc.iter().sum();
+        for k in 0..mech.n_species() {
+            self.exp_g_rt[k] = (self.thermo.h_rt[k] - self.thermo.s_r[k]).exp();
+        }
         self.wdot.iter_mut().for_each(|w| *w = 0.0);
         for (i, r) in mech.reactions.iter().enumerate() {
             let mut kf = r.rate.rate_constant(&s);
-            let mut dln_kf = r.rate.dln_k_dt(&s);
             let mut m = 1.0;
-            let mut dkf_dm = 0.0;
             match &r.kind {
                 RateKind::Elementary => {}
-                RateKind::ThreeBody { efficiencies } => m = third_body(efficiencies, conc, total),
-                RateKind::Falloff { low, blend, efficiencies } => {
-                    let cm = third_body(efficiencies, conc, total);
-                    let k0 = low.rate_constant(&s);
-                    let kinf = kf;
-                    let pr = k0 * cm / kinf;
-                    let b = blend.eval(t, pr);
-                    let g = pr / (1.0 + pr) * b.f;
-                    kf = kinf * g;
-                    // d ln g / d ln Pr = 1/(1 + Pr) + d log10 F / d log10 Pr.
-                    let dlng_dlnpr = 1.0 / (1.0 + pr) + b.dlog_f_dlog_pr;
-                    dln_kf = dln_kf + dlng_dlnpr * (low.dln_k_dt(&s) - r.rate.dln_k_dt(&s)) + b.dln_f_dt;
-                    dkf_dm = k0 * b.f * (1.0 / ((1.0 + pr) * (1.0 + pr)) + b.dlog_f_dlog_pr / (1.0 + pr));
+                RateKind::ThreeBody { third_body } => m = third_body.concentration(conc, total),
+                RateKind::Falloff { low, blend, third_body } => {
+                    let pr = low.rate_constant(&s) * third_body.concentration(conc, total) / kf;
+                    kf *= pr / (1.0 + pr) * blend.eval(t, pr).f;
                 }
             }
-            let (kr, dln_kc) = if r.reversible {
-                let mut dg = 0.0;
-                let mut dh = 0.0;
+            let kr = if r.reversible {
+                // 1/Kc = exp(sum_k nu_k g_k/RT) (RT/P_atm)^(delta n).
+                let mut inv_kc = 1.0;
                 for &(k, nu) in &r.net {
-                    dg += nu * (self.thermo.h_rt[k] - self.thermo.s_r[k]);
-                    dh += nu * self.thermo.h_rt[k];
+                    let e = self.exp_g_rt[k];
+                    inv_kc *= match nu as i32 {
+                        1 => e,
+                        -1 => 1.0 / e,
+                        n if n > 0 && nu == n as f64 => ipow(e, n as u32),
+                        n if nu == n as f64 => 1.0 / ipow(e, (-n) as u32),
+                        _ => e.powf(nu),
+                    };
                 }
-                let ln_kc = -dg + r.delta_n * ln_patm_rt;
-                (kf * (-ln_kc).exp(), (dh - r.delta_n) * s.inv_t)
+                inv_kc *= match r.delta_n as i32 {
+                    0 => 1.0,
+                    1 => rt_patm,
+                    -1 => 1.0 / rt_patm,
+                    _ => rt_patm.powf(r.delta_n),
+                };
+                kf * inv_kc
             } else {
-                (0.0, 0.0)
+                0.0
             };
             let rf = power_product(&r.reactants, conc);
-            let rr = if r.reversible { power_product(&r.products, conc) } else { 0.0 };
+            let rr = if r.reversible {
+                power_product(&r.products, conc)
+            } else {
+                0.0
+            };
             self.kf[i] = kf;
             self.kr[i] = kr;
             self.m[i] = m;
@@ -121,18 +131,44 @@ impl RateWorkspace {
             self.q_rev[i] = m * kr * rr;
             let q = self.q_fwd[i] - self.q_rev[i];
             self.q[i] = q;
-            self.dln_kf_dt[i] = dln_kf;
-            self.dln_kc_dt[i] = dln_kc;
-            self.dkf_dm[i] = dkf_dm;
             for &(k, nu) in &r.net {
                 self.wdot[k] += nu * q;
             }
         }
     }
 
-    /// After [`RateWorkspace::update`]: fills `jc` (row-major `ns x ns`) with
-    /// `d wdot_k / d C_j` at constant T, and `dwdot_dt` with `d wdot_k / dT` at constant C.
-    pub fn jacobian_concentrations(&self, mech: &Mechanism, conc: &[f64], jc: &mut [f64], dwdot_dt: &mut [f64]) {
+    /// The temperature derivatives the Jacobian needs (not needed by the right-hand side).
+    fn update_derivatives(&mut self, mech: &Mechanism, t: f64, conc: &[f64]) {
+        let s = RateState::new(t);
+        let total: f64 = conc.iter().sum();
+        for (i, r) in mech.reactions.iter().enumerate() {
+            let mut dln_kf = r.rate.dln_k_dt(&s);
+            let mut dkf_dm = 0.0;
+            if let RateKind::Falloff { low, blend, third_body } = &r.kind {
+                let cm = third_body.concentration(conc, total);
+                let k0 = low.rate_constant(&s);
+                let pr = k0 * cm / r.rate.rate_constant(&s);
+                let b = blend.eval(t, pr);
+                // d ln g / d ln Pr = 1/(1 + Pr) + d log10 F / d log10 Pr, g = Pr/(1+Pr) F.
+                let dlng_dlnpr = 1.0 / (1.0 + pr) + b.dlog_f_dlog_pr;
+                dln_kf += dlng_dlnpr * (low.dln_k_dt(&s) - r.rate.dln_k_dt(&s)) + b.dln_f_dt;
+                dkf_dm = k0 * b.f * (1.0 / ((1.0 + pr) * (1.0 + pr)) + b.dlog_f_dlog_pr / (1.0 + pr));
+            }
+            self.dln_kf_dt[i] = dln_kf;
+            self.dkf_dm[i] = dkf_dm;
+            self.dln_kc_dt[i] = if r.reversible {
+                let dh: f64 = r.net.iter().map(|&(k, nu)| nu * self.thermo.h_rt[k]).sum();
+                (dh - r.delta_n) * s.inv_t
+            } else {
+                0.0
+            };
+        }
+    }
+
+    /// After [`RateWorkspace::update`] at the same state: fills `jc` (row-major `ns x ns`)
+    /// with `d wdot_k / d C_j` at constant T, and `dwdot_dt` with `d wdot_k / dT` at constant C.
+    pub fn jacobian_concentrations(&mut self, mech: &Mechanism, conc: &[f64], jc: &mut [f64], dwdot_dt: &mut [f64]) {
+        self.update_derivatives(mech, self.thermo.temperature, conc);
         let ns = mech.n_species();
         jc[..ns * ns].iter_mut().for_each(|v| *v = 0.0);
         dwdot_dt[..ns].iter_mut().for_each(|v| *v = 0.0);
@@ -141,7 +177,8 @@ impl RateWorkspace {
             let (kf, kr, m) = (self.kf[i], self.kr[i], self.m[i]);
             // d q / dT at constant C.
             let dln_kr = self.dln_kf_dt[i] - self.dln_kc_dt[i];
-            let dq_dt = m * (kf * self.dln_kf_dt[i] * self.rf[i] - if r.reversible { kr * dln_kr * self.rr[i] } else { 0.0 });
+            let dq_dt =
+                m * (kf * self.dln_kf_dt[i] * self.rf[i] - if r.reversible { kr * dln_kr * self.rr[i] } else { 0.0 });
             for &(k, nu) in &r.net {
                 dwdot_dt[k] += nu * dq_dt;
             }
@@ -163,10 +200,15 @@ impl RateWorkspace {
             // ... and through the third-body concentration.
             let through_m = match &r.kind {
                 RateKind::Elementary => None,
-                RateKind::ThreeBody { efficiencies } => Some((efficiencies, kf * self.rf[i] - kr * self.rr[i])),
-                RateKind::Falloff { efficiencies, .. } => {
+                RateKind::ThreeBody { third_body } => {
+                    Some((&third_body.efficiencies, kf * self.rf[i] - kr * self.rr[i]))
+                }
+                RateKind::Falloff { third_body, .. } => {
                     let rkc = if kf != 0.0 { kr / kf } else { 0.0 };
-                    Some((efficiencies, self.dkf_dm[i] * (self.rf[i] - rkc * self.rr[i])))
+                    Some((
+                        &third_body.efficiencies,
+                        self.dkf_dm[i] * (self.rf[i] - rkc * self.rr[i]),
+                    ))
                 }
             };
             if let Some((eff, factor)) = through_m {
@@ -181,11 +223,6 @@ impl RateWorkspace {
             }
         }
     }
-}
-
-#[inline]
-fn third_body(eff: &[f64], conc: &[f64], _total: f64) -> f64 {
-    eff.iter().zip(conc).map(|(e, c)| e * c).sum()
 }
 
 #[inline]

@@ -20,7 +20,11 @@ pub struct RateState {
 impl RateState {
     /// The cached quantities at `t` [K].
     pub fn new(t: f64) -> Self {
-        RateState { t, ln_t: t.ln(), inv_t: 1.0 / t }
+        RateState {
+            t,
+            ln_t: t.ln(),
+            inv_t: 1.0 / t,
+        }
     }
 }
 
@@ -39,7 +43,16 @@ impl Arrhenius {
     /// The rate constant.
     #[inline]
     pub fn rate_constant(&self, s: &RateState) -> f64 {
-        self.a * (self.b * s.ln_t - self.ea_over_r * s.inv_t).exp()
+        // Skip the exponential where it is constant (many rates have b = 0 and Ea = 0).
+        if self.b == 0.0 {
+            if self.ea_over_r == 0.0 {
+                self.a
+            } else {
+                self.a * (-self.ea_over_r * s.inv_t).exp()
+            }
+        } else {
+            self.a * (self.b * s.ln_t - self.ea_over_r * s.inv_t).exp()
+        }
     }
 
     /// `d ln k / dT` [1/K].
@@ -85,7 +98,11 @@ impl FalloffBlend {
     /// Evaluates `F(T, Pr)` and its derivatives.
     pub fn eval(&self, t: f64, pr: f64) -> Blend {
         match *self {
-            FalloffBlend::Lindemann => Blend { f: 1.0, dlog_f_dlog_pr: 0.0, dln_f_dt: 0.0 },
+            FalloffBlend::Lindemann => Blend {
+                f: 1.0,
+                dlog_f_dlog_pr: 0.0,
+                dln_f_dt: 0.0,
+            },
             FalloffBlend::Troe { a, t3, t1, t2 } => {
                 let (e3, e1) = (exp_over(t, t3), exp_over(t, t1));
                 let mut fcent = (1.0 - a) * e3 + a * e1;
@@ -108,9 +125,13 @@ impl FalloffBlend {
                 let df1_dlpr = if pr > SMALL { n / (den * den) } else { 0.0 };
                 let df1_dl = (-0.67 * n + 1.27 * x) / (den * den);
                 let dlogf_dl = 1.0 / q - l * 2.0 * f1 / (q * q) * df1_dl;
-                let dl_dt = if fcent > SMALL { dfcent / fcent / std::f64::consts::LN_10 } else { 0.0 };
+                let dl_dt = if fcent > SMALL {
+                    dfcent / fcent / std::f64::consts::LN_10
+                } else {
+                    0.0
+                };
                 Blend {
-                    f: 10f64.powf(log_f),
+                    f: (log_f * std::f64::consts::LN_10).exp(),
                     dlog_f_dlog_pr: -l * 2.0 * f1 / (q * q) * df1_dlpr,
                     dln_f_dt: std::f64::consts::LN_10 * dlogf_dl * dl_dt,
                 }
@@ -142,7 +163,12 @@ mod tests {
 
     #[test]
     fn troe_derivatives_match_finite_differences() {
-        let blend = FalloffBlend::Troe { a: 0.7346, t3: 94.0, t1: 1756.0, t2: Some(5182.0) };
+        let blend = FalloffBlend::Troe {
+            a: 0.7346,
+            t3: 94.0,
+            t1: 1756.0,
+            t2: Some(5182.0),
+        };
         for (t, pr) in [(900.0, 0.03), (1500.0, 2.0), (2200.0, 150.0)] {
             let b = blend.eval(t, pr);
             let h = 1e-6;
@@ -152,13 +178,21 @@ mod tests {
             assert!((b.dlog_f_dlog_pr - (fp - fm) / (2.0 * h)).abs() < 1e-6, "{t} {pr}");
             let dt = 1e-3;
             let fd = (blend.eval(t + dt, pr).f.ln() - blend.eval(t - dt, pr).f.ln()) / (2.0 * dt);
-            assert!((b.dln_f_dt - fd).abs() < 1e-8 * (1.0 + fd.abs()), "{t}: {} vs {fd}", b.dln_f_dt);
+            assert!(
+                (b.dln_f_dt - fd).abs() < 1e-8 * (1.0 + fd.abs()),
+                "{t}: {} vs {fd}",
+                b.dln_f_dt
+            );
         }
     }
 
     #[test]
     fn arrhenius_by_hand() {
-        let k = Arrhenius { a: 2.0, b: 1.5, ea_over_r: 1000.0 };
+        let k = Arrhenius {
+            a: 2.0,
+            b: 1.5,
+            ea_over_r: 1000.0,
+        };
         let s = RateState::new(1000.0);
         assert!((k.rate_constant(&s) - 2.0 * 1000f64.powf(1.5) * (-1.0f64).exp()).abs() < 1e-9);
     }

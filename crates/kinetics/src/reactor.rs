@@ -85,7 +85,9 @@ impl<'m> Reactor<'m> {
     pub fn pressure_at(&self, y: &[f64]) -> f64 {
         match self.operator {
             Operator::ConstantPressureAdiabatic => self.pressure,
-            Operator::ConstantVolumeIsothermal => self.density * GAS_CONSTANT * y[0] / crate::mixture::mean_molecular_weight(self.mech, &y[1..]),
+            Operator::ConstantVolumeIsothermal => {
+                self.density * GAS_CONSTANT * y[0] / crate::mixture::mean_molecular_weight(self.mech, &y[1..])
+            }
         }
     }
 
@@ -121,7 +123,15 @@ impl OdeSystem for Reactor<'_> {
         dydt[0] = match self.operator {
             Operator::ConstantPressureAdiabatic => {
                 let cp = cp_mass(mech, &self.ws.thermo, ys);
-                let q: f64 = self.ws.wdot.iter().zip(&self.ws.thermo.h_rt).map(|(wd, h)| wd * h).sum::<f64>() * GAS_CONSTANT * temp;
+                let q: f64 = self
+                    .ws
+                    .wdot
+                    .iter()
+                    .zip(&self.ws.thermo.h_rt)
+                    .map(|(wd, h)| wd * h)
+                    .sum::<f64>()
+                    * GAS_CONSTANT
+                    * temp;
                 -q / (rho * cp)
             }
             Operator::ConstantVolumeIsothermal => 0.0,
@@ -136,7 +146,8 @@ impl OdeJacobian for Reactor<'_> {
         let n = ns + 1;
         let mut f = vec![0.0; n];
         self.rhs(t, y, &mut f);
-        self.ws.jacobian_concentrations(mech, &self.conc, &mut self.jc, &mut self.dwdot_dt);
+        self.ws
+            .jacobian_concentrations(mech, &self.conc, &mut self.jc, &mut self.dwdot_dt);
         let w = mech.molecular_weights();
         let temp = y[0];
         let ys = &y[1..];
@@ -155,7 +166,9 @@ impl OdeJacobian for Reactor<'_> {
             Operator::ConstantPressureAdiabatic => {
                 let wbar = crate::mixture::mean_molecular_weight(mech, ys);
                 // s_k = sum_j (d wdot_k / d C_j) C_j.
-                let s: Vec<f64> = (0..ns).map(|k| (0..ns).map(|j| jc[k * ns + j] * conc[j]).sum()).collect();
+                let s: Vec<f64> = (0..ns)
+                    .map(|k| (0..ns).map(|j| jc[k * ns + j] * conc[j]).sum())
+                    .collect();
                 // d wdot_k / d Y_m = rho Jc_km / W_m - (Wbar / W_m) s_k;  d wdot_k / dT = dwdt_k - s_k / T.
                 let mut dw_dy = vec![0.0; ns * ns];
                 for k in 0..ns {

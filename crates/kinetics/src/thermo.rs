@@ -107,7 +107,8 @@ impl ThermoTable {
         for (k, p) in polys.iter().enumerate() {
             let a = p.coeffs(t);
             self.cp_r[k] = a[0] + t * (a[1] + t * (a[2] + t * (a[3] + t * a[4])));
-            self.h_rt[k] = a[0] + t * (a[1] / 2.0 + t * (a[2] / 3.0 + t * (a[3] / 4.0 + t * a[4] / 5.0))) + a[5] * inv_t;
+            self.h_rt[k] =
+                a[0] + t * (a[1] / 2.0 + t * (a[2] / 3.0 + t * (a[3] / 4.0 + t * a[4] / 5.0))) + a[5] * inv_t;
             self.s_r[k] = a[0] * ln_t + t * (a[1] + t * (a[2] / 2.0 + t * (a[3] / 3.0 + t * a[4] / 4.0))) + a[6];
             self.dcp_r_dt[k] = a[1] + t * (2.0 * a[2] + t * (3.0 * a[3] + t * 4.0 * a[4]));
         }

@@ -30,24 +30,48 @@ fn malformed_yaml_names_the_line() {
 #[test]
 fn unknown_reaction_type_is_rejected() {
     let msg = error_of(&with_reaction(R3, "- equation: O + H2 <=> H + OH\n  type: pressure-dependent-Arrhenius\n  rate-constant: {A: 3.87e+04, b: 2.7, Ea: 6260.0}"));
-    assert!(msg.contains("reaction 3 'O + H2 <=> H + OH'") && msg.contains("reactions[2].type") && msg.contains("pressure-dependent-Arrhenius"), "{msg}");
+    assert!(
+        msg.contains("reaction 3 'O + H2 <=> H + OH'")
+            && msg.contains("reactions[2].type")
+            && msg.contains("pressure-dependent-Arrhenius"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unsupported_fields_are_rejected_not_ignored() {
-    let msg = error_of(&with_reaction(R3, "- equation: O + H2 <=> H + OH\n  rate-constant: {A: 3.87e+04, b: 2.7, Ea: 6260.0}\n  orders: {H2: 0.5}"));
+    let msg = error_of(&with_reaction(
+        R3,
+        "- equation: O + H2 <=> H + OH\n  rate-constant: {A: 3.87e+04, b: 2.7, Ea: 6260.0}\n  orders: {H2: 0.5}",
+    ));
     assert!(msg.contains("orders") && msg.contains("reaction 3"), "{msg}");
-    let msg = error_of(&with_reaction(R3, "- equation: O + H2 <=> H + OH\n  rate-constant: {A: -3.87e+04, b: 2.7, Ea: 6260.0}"));
+    let msg = error_of(&with_reaction(
+        R3,
+        "- equation: O + H2 <=> H + OH\n  rate-constant: {A: -3.87e+04, b: 2.7, Ea: 6260.0}",
+    ));
     assert!(msg.contains("rate-constant.A") && msg.contains("negative"), "{msg}");
 }
 
 #[test]
 fn unknown_species_and_unbalanced_reactions_are_rejected() {
-    let msg = error_of(&with_reaction(R3, "- equation: O + XY <=> H + OH\n  rate-constant: {A: 3.87e+04, b: 2.7, Ea: 6260.0}"));
-    assert!(msg.contains("unknown species 'XY'") && msg.contains("equation"), "{msg}");
-    let msg = error_of(&with_reaction(R3, "- equation: O + H2 <=> H + H2O\n  rate-constant: {A: 3.87e+04, b: 2.7, Ea: 6260.0}"));
+    let msg = error_of(&with_reaction(
+        R3,
+        "- equation: O + XY <=> H + OH\n  rate-constant: {A: 3.87e+04, b: 2.7, Ea: 6260.0}",
+    ));
+    assert!(
+        msg.contains("unknown species 'XY'") && msg.contains("equation"),
+        "{msg}"
+    );
+    let msg = error_of(&with_reaction(
+        R3,
+        "- equation: O + H2 <=> H + H2O\n  rate-constant: {A: 3.87e+04, b: 2.7, Ea: 6260.0}",
+    ));
     assert!(msg.contains("not balanced"), "{msg}");
-    let msg = error_of(&EMBEDDED_H2O2.replacen("species: [H2, H, O, O2, OH, H2O, HO2, H2O2, AR, N2]", "species: [H2, H, O, O2, OH, H2O, HO2, H2O2, AR, N2, CH4]", 1));
+    let msg = error_of(&EMBEDDED_H2O2.replacen(
+        "species: [H2, H, O, O2, OH, H2O, HO2, H2O2, AR, N2]",
+        "species: [H2, H, O, O2, OH, H2O, HO2, H2O2, AR, N2, CH4]",
+        1,
+    ));
     assert!(msg.contains("'CH4' has no definition"), "{msg}");
 }
 
@@ -61,7 +85,10 @@ fn undeclared_duplicates_are_rejected() {
 #[test]
 fn unknown_units_are_rejected() {
     let msg = error_of(&EMBEDDED_H2O2.replacen("activation-energy: cal/mol", "activation-energy: furlong", 1));
-    assert!(msg.contains("units.activation-energy") && msg.contains("furlong"), "{msg}");
+    assert!(
+        msg.contains("units.activation-energy") && msg.contains("furlong"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -75,15 +102,31 @@ fn bad_states_are_rejected() {
     let mech = Mechanism::embedded_h2o2().unwrap();
     let y = premixed(&mech, "H2:1", "O2:1,N2:3.76", 1.0).unwrap();
     let cfg = BdfConfig::default();
-    let run = |t: f64, p: f64, y: &[f64]| advance_state(&mech, Operator::ConstantPressureAdiabatic, t, p, y, 1e-6, &cfg);
-    assert!(run(-300.0, 101325.0, &y).unwrap_err().to_string().contains("temperature"));
-    assert!(run(f64::NAN, 101325.0, &y).unwrap_err().to_string().contains("temperature"));
+    let run =
+        |t: f64, p: f64, y: &[f64]| advance_state(&mech, Operator::ConstantPressureAdiabatic, t, p, y, 1e-6, &cfg);
+    assert!(run(-300.0, 101325.0, &y)
+        .unwrap_err()
+        .to_string()
+        .contains("temperature"));
+    assert!(run(f64::NAN, 101325.0, &y)
+        .unwrap_err()
+        .to_string()
+        .contains("temperature"));
     assert!(run(1000.0, 0.0, &y).unwrap_err().to_string().contains("pressure"));
     let mut bad = y.clone();
     bad[0] = f64::NAN;
-    assert!(run(1000.0, 101325.0, &bad).unwrap_err().to_string().contains("mass fraction of H2"));
-    assert!(run(1000.0, 101325.0, &y[1..]).unwrap_err().to_string().contains("expected 10"));
-    assert!(composition_vector(&mech, "H2:1,CH4:2").unwrap_err().to_string().contains("unknown species 'CH4'"));
+    assert!(run(1000.0, 101325.0, &bad)
+        .unwrap_err()
+        .to_string()
+        .contains("mass fraction of H2"));
+    assert!(run(1000.0, 101325.0, &y[1..])
+        .unwrap_err()
+        .to_string()
+        .contains("expected 10"));
+    assert!(composition_vector(&mech, "H2:1,CH4:2")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown species 'CH4'"));
     assert!(composition_vector(&mech, "H2=1").is_err());
     assert!(composition_vector(&mech, "H2:-1").is_err());
     assert!(premixed(&mech, "O2:1", "O2:1,N2:3.76", 1.0).is_err());
@@ -99,7 +142,12 @@ fn equivalence_ratio_mixing_matches_cantera() {
     for (file, fuel) in [("h2o2", "H2:1"), ("gri30", "CH4:1")] {
         let mech = Mechanism::from_file(root.join(format!("data/mechanisms/{file}.yaml"))).unwrap();
         let y = premixed(&mech, fuel, "O2:1,N2:3.76", 1.0).unwrap();
-        let expected: Vec<f64> = reference["mechanisms"][file]["states"][0]["Y"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let expected: Vec<f64> = reference["mechanisms"][file]["states"][0]["Y"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         for (a, b) in y.iter().zip(&expected) {
             assert!((a - b).abs() < 1e-14, "{file}: {a} vs {b}");
         }

@@ -23,7 +23,12 @@ fn rates_match_cantera() {
     let mut worst = 0.0f64;
     for (name, m) in reference["mechanisms"].as_object().unwrap() {
         let mech = Mechanism::from_file(root().join(format!("data/mechanisms/{name}.yaml"))).unwrap();
-        let names: Vec<String> = m["species"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+        let names: Vec<String> = m["species"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect();
         assert_eq!(names, mech.species_names());
         for s in m["states"].as_array().unwrap() {
             let v = |k: &str| -> Vec<f64> { s[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
@@ -35,7 +40,8 @@ fn rates_match_cantera() {
             let mut ws = RateWorkspace::new(&mech);
             ws.update(&mech, t, &conc);
             let e_rho = (rho - s["density"].as_f64().unwrap()).abs() / rho;
-            let e_cp = (cp_mass(&mech, &ws.thermo, &y) - s["cp_mass"].as_f64().unwrap()).abs() / s["cp_mass"].as_f64().unwrap();
+            let e_cp = (cp_mass(&mech, &ws.thermo, &y) - s["cp_mass"].as_f64().unwrap()).abs()
+                / s["cp_mass"].as_f64().unwrap();
             let e_kf = rel_err_each(&ws.kf, &v("forward_rate_constants"));
             let e_kr = rel_err_each(&ws.kr, &v("reverse_rate_constants"));
             let e_q = rel_err(&ws.q, &v("net_rates_of_progress"));
@@ -51,7 +57,15 @@ fn rates_match_cantera() {
                 "{name:6} {:32} rho {e_rho:.1e} cp {e_cp:.1e} kf {e_kf:.1e} kr {e_kr:.1e} q {e_q:.1e} wdot {e_w:.1e} dT/dt {e_t:.1e}",
                 s["label"].as_str().unwrap()
             );
-            for (what, e) in [("density", e_rho), ("cp", e_cp), ("kf", e_kf), ("kr", e_kr), ("q", e_q), ("wdot", e_w), ("dT/dt", e_t)] {
+            for (what, e) in [
+                ("density", e_rho),
+                ("cp", e_cp),
+                ("kf", e_kf),
+                ("kr", e_kr),
+                ("q", e_q),
+                ("wdot", e_w),
+                ("dT/dt", e_t),
+            ] {
                 assert!(e < 1e-9, "{name} {}: {what} relative error {e:e}", s["label"]);
                 worst = worst.max(e);
             }
@@ -62,5 +76,8 @@ fn rates_match_cantera() {
 
 /// Largest element-wise relative error (rate constants span many decades).
 fn rel_err_each(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| if *y == 0.0 { x.abs() } else { (x - y).abs() / y.abs() }).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| if *y == 0.0 { x.abs() } else { (x - y).abs() / y.abs() })
+        .fold(0.0, f64::max)
 }

@@ -11,7 +11,14 @@ fn root() -> std::path::PathBuf {
 
 fn delay(mech: &Mechanism, fuel: &str, t0: f64, rtol: f64, atol: f64) -> (f64, f64, usize) {
     let y = premixed(mech, fuel, "O2:1,N2:3.76", 1.0).unwrap();
-    let opts = IgnitionOptions { config: BdfConfig { rtol, atol, ..Default::default() }, ..Default::default() };
+    let opts = IgnitionOptions {
+        config: BdfConfig {
+            rtol,
+            atol,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let ig = ignite(mech, t0, 101325.0, &y, &opts).unwrap();
     (ig.ignition_delay, ig.final_temperature, ig.stats.steps)
 }
@@ -51,18 +58,45 @@ fn advancing_by_dt_is_consistent_in_batch_and_under_both_operators() {
     let mech = Mechanism::embedded_h2o2().unwrap();
     let y = premixed(&mech, "H2:1", "O2:1,N2:3.76", 1.0).unwrap();
     let cfg = BdfConfig::default();
-    let states: Vec<State> = (0..16).map(|i| State { temperature: 1000.0 + 40.0 * i as f64, pressure: 101325.0, mass_fractions: y.clone() }).collect();
+    let states: Vec<State> = (0..16)
+        .map(|i| State {
+            temperature: 1000.0 + 40.0 * i as f64,
+            pressure: 101325.0,
+            mass_fractions: y.clone(),
+        })
+        .collect();
     let batch = advance_batch(&mech, Operator::ConstantPressureAdiabatic, &states, 1e-6, &cfg);
     for (s, b) in states.iter().zip(&batch) {
-        let one = advance_state(&mech, Operator::ConstantPressureAdiabatic, s.temperature, s.pressure, &s.mass_fractions, 1e-6, &cfg).unwrap();
+        let one = advance_state(
+            &mech,
+            Operator::ConstantPressureAdiabatic,
+            s.temperature,
+            s.pressure,
+            &s.mass_fractions,
+            1e-6,
+            &cfg,
+        )
+        .unwrap();
         let b = b.as_ref().unwrap();
-        assert_eq!(one.mass_fractions, b.mass_fractions, "batch and single results must be identical");
+        assert_eq!(
+            one.mass_fractions, b.mass_fractions,
+            "batch and single results must be identical"
+        );
         let sum: f64 = b.mass_fractions.iter().sum();
         assert!((sum - 1.0).abs() < 1e-12, "mass is conserved: {sum}");
         assert_eq!(b.pressure, 101325.0);
     }
     // Isothermal constant volume: T fixed, pressure follows the mole change.
-    let out = advance_state(&mech, Operator::ConstantVolumeIsothermal, 1500.0, 101325.0, &y, 1e-5, &cfg).unwrap();
+    let out = advance_state(
+        &mech,
+        Operator::ConstantVolumeIsothermal,
+        1500.0,
+        101325.0,
+        &y,
+        1e-5,
+        &cfg,
+    )
+    .unwrap();
     assert_eq!(out.temperature, 1500.0);
     assert!((out.mass_fractions.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     assert!(out.pressure != 101325.0);

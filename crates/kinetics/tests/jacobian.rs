@@ -58,7 +58,10 @@ fn analytic_jacobians_match_finite_differences() {
                         worst = worst.max((analytic[i * n + j] - fd[i * n + j]).abs() / scale);
                     }
                 }
-                println!("{file:6} {:?} T={t} P={p}: worst row-relative Jacobian error {worst:.2e}", operator);
+                println!(
+                    "{file:6} {:?} T={t} P={p}: worst row-relative Jacobian error {worst:.2e}",
+                    operator
+                );
                 assert!(worst < 1e-5, "{file} {operator:?}: {worst:e}");
             }
         }

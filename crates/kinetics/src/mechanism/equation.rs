@@ -45,7 +45,12 @@ pub fn parse_equation(text: &str) -> Result<Equation, String> {
     if reactants.is_empty() || products.is_empty() {
         return Err(format!("a side of '{text}' has no species"));
     }
-    Ok(Equation { reactants, products, reversible, collider: c_left })
+    Ok(Equation {
+        reactants,
+        products,
+        reversible,
+        collider: c_left,
+    })
 }
 
 fn parse_side(side: &str) -> Result<(Vec<(String, f64)>, Collider), String> {
@@ -62,7 +67,11 @@ fn parse_side(side: &str) -> Result<(Vec<(String, f64)>, Collider), String> {
             if collider != Collider::None {
                 return Err(format!("more than one third body in '{}'", side.trim()));
             }
-            collider = if inner == "M" { Collider::FalloffAll } else { Collider::FalloffSpecies(inner.to_string()) };
+            collider = if inner == "M" {
+                Collider::FalloffAll
+            } else {
+                Collider::FalloffSpecies(inner.to_string())
+            };
             i += 1;
             continue;
         }
@@ -80,7 +89,9 @@ fn parse_side(side: &str) -> Result<(Vec<(String, f64)>, Collider), String> {
         // Optional coefficient token, then the species.
         let (coef, name) = match tok.parse::<f64>() {
             Ok(c) => {
-                let name = tokens.get(i + 1).ok_or_else(|| format!("coefficient {tok} without a species in '{}'", side.trim()))?;
+                let name = tokens
+                    .get(i + 1)
+                    .ok_or_else(|| format!("coefficient {tok} without a species in '{}'", side.trim()))?;
                 i += 1;
                 (c, *name)
             }

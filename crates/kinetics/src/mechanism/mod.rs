@@ -37,6 +37,41 @@ pub struct Species {
     pub thermo: Nasa7,
 }
 
+/// Third-body collision efficiencies of a reaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThirdBody {
+    /// Efficiency of every species (mechanism order).
+    pub efficiencies: Vec<f64>,
+    /// The efficiency of unlisted species.
+    pub default: f64,
+    /// Species whose efficiency differs from the default, with `efficiency - default`, so
+    /// that `[M] = default * sum_k C_k + sum_deviations (e_k - default) C_k` is cheap.
+    pub deviations: Vec<(usize, f64)>,
+}
+
+impl ThirdBody {
+    /// Builds the sparse form from dense efficiencies and the default.
+    pub fn new(efficiencies: Vec<f64>, default: f64) -> Self {
+        let deviations = efficiencies
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| **e != default)
+            .map(|(k, e)| (k, e - default))
+            .collect();
+        ThirdBody {
+            efficiencies,
+            default,
+            deviations,
+        }
+    }
+
+    /// `[M] = sum_k e_k C_k` given the total concentration `sum_k C_k` [kmol/m^3].
+    #[inline]
+    pub fn concentration(&self, conc: &[f64], total: f64) -> f64 {
+        self.default * total + self.deviations.iter().map(|&(k, d)| d * conc[k]).sum::<f64>()
+    }
+}
+
 /// How a reaction's rate depends on the third body.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RateKind {
@@ -44,8 +79,8 @@ pub enum RateKind {
     Elementary,
     /// Rate multiplied by `[M] = sum_k eff_k C_k`.
     ThreeBody {
-        /// Efficiency of every species (mechanism order).
-        efficiencies: Vec<f64>,
+        /// Collision efficiencies.
+        third_body: ThirdBody,
     },
     /// Falloff between `low` (`k_0`) and the reaction's `rate` (`k_inf`).
     Falloff {
@@ -53,8 +88,8 @@ pub enum RateKind {
         low: Arrhenius,
         /// Blending function.
         blend: FalloffBlend,
-        /// Efficiency of every species (mechanism order).
-        efficiencies: Vec<f64>,
+        /// Collision efficiencies.
+        third_body: ThirdBody,
     },
 }
 
@@ -109,7 +144,10 @@ impl Mechanism {
     /// Reads a mechanism file; the first phase is used.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| KineticsError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KineticsError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Mechanism::from_yaml_str(&text, &path.display().to_string())
     }
 
@@ -123,19 +161,37 @@ impl Mechanism {
 
     /// Parses YAML text; `source` names it in errors.
     pub fn from_yaml_str(text: &str, source: &str) -> Result<Self> {
-        let err = |location: Option<String>, field: &str, message: String| KineticsError::Input { file: source.to_string(), location, field: field.to_string(), message };
+        let err = |location: Option<String>, field: &str, message: String| KineticsError::Input {
+            file: source.to_string(),
+            location,
+            field: field.to_string(),
+            message,
+        };
         let raw: yaml::RawFile = serde_norway::from_str(text).map_err(|e| {
-            let location = e.location().map(|l| format!("line {}, column {}", l.line(), l.column()));
+            let location = e
+                .location()
+                .map(|l| format!("line {}, column {}", l.line(), l.column()));
             err(location, "document", e.to_string())
         })?;
         let units = UnitSystem::from_map(&raw.units.clone().unwrap_or_default()).map_err(|(f, m)| err(None, &f, m))?;
-        let phase = raw.phases.first().ok_or_else(|| err(None, "phases", "no phase defined".into()))?;
+        let phase = raw
+            .phases
+            .first()
+            .ok_or_else(|| err(None, "phases", "no phase defined".into()))?;
         if phase.thermo != "ideal-gas" {
-            return Err(err(None, "phases[0].thermo", format!("only 'ideal-gas' is supported, got '{}'", phase.thermo)));
+            return Err(err(
+                None,
+                "phases[0].thermo",
+                format!("only 'ideal-gas' is supported, got '{}'", phase.thermo),
+            ));
         }
         if let Some(k) = &phase.kinetics {
             if k != "gas" {
-                return Err(err(None, "phases[0].kinetics", format!("only 'gas' is supported, got '{k}'")));
+                return Err(err(
+                    None,
+                    "phases[0].kinetics",
+                    format!("only 'gas' is supported, got '{k}'"),
+                ));
             }
         }
         for el in &phase.elements {
@@ -148,8 +204,16 @@ impl Mechanism {
         let defs: HashMap<&str, &yaml::RawSpecies> = raw.species.iter().map(|s| (s.name.as_str(), s)).collect();
         let mut species = Vec::with_capacity(phase.species.len());
         for name in &phase.species {
-            let s = defs.get(name.as_str()).ok_or_else(|| err(None, "phases[0].species", format!("species '{name}' has no definition in 'species'")))?;
-            species.push(convert_species(s, &phase.elements).map_err(|(f, m)| err(Some(format!("species '{name}'")), &f, m))?);
+            let s = defs.get(name.as_str()).ok_or_else(|| {
+                err(
+                    None,
+                    "phases[0].species",
+                    format!("species '{name}' has no definition in 'species'"),
+                )
+            })?;
+            species.push(
+                convert_species(s, &phase.elements).map_err(|(f, m)| err(Some(format!("species '{name}'")), &f, m))?,
+            );
         }
         let index: HashMap<&str, usize> = species.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
         if index.len() != species.len() {
@@ -158,17 +222,26 @@ impl Mechanism {
 
         let mut reactions = Vec::with_capacity(raw.reactions.len());
         for (i, value) in raw.reactions.iter().enumerate() {
-            let equation = value.get("equation").and_then(|e| e.as_str()).unwrap_or("?").to_string();
+            let equation = value
+                .get("equation")
+                .and_then(|e| e.as_str())
+                .unwrap_or("?")
+                .to_string();
             let location = Some(format!("reaction {} '{}'", i + 1, equation));
-            let r: yaml::RawReaction = serde_norway::from_value(value.clone()).map_err(|e| err(location.clone(), &format!("reactions[{i}]"), e.to_string()))?;
-            let reaction = convert_reaction(&r, &species, &index, &units).map_err(|(f, m)| err(location.clone(), &format!("reactions[{i}].{f}"), m))?;
+            let r: yaml::RawReaction = serde_norway::from_value(value.clone())
+                .map_err(|e| err(location.clone(), &format!("reactions[{i}]"), e.to_string()))?;
+            let reaction = convert_reaction(&r, &species, &index, &units)
+                .map_err(|(f, m)| err(location.clone(), &format!("reactions[{i}].{f}"), m))?;
             reactions.push(reaction);
         }
         check_duplicates(&reactions).map_err(|(i, j)| {
             err(
                 Some(format!("reaction {} '{}'", j + 1, reactions[j].equation)),
                 &format!("reactions[{j}].duplicate"),
-                format!("same reaction as reaction {} but not both marked 'duplicate: true'", i + 1),
+                format!(
+                    "same reaction as reaction {} but not both marked 'duplicate: true'",
+                    i + 1
+                ),
             )
         })?;
 
@@ -200,7 +273,13 @@ impl Mechanism {
 
     /// Index of a species by name.
     pub fn species_index(&self, name: &str) -> Result<usize> {
-        self.species.iter().position(|s| s.name == name).ok_or_else(|| KineticsError::UnknownSpecies { name: name.to_string(), known: self.species_names().join(", ") })
+        self.species
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| KineticsError::UnknownSpecies {
+                name: name.to_string(),
+                known: self.species_names().join(", "),
+            })
     }
 
     /// Molecular weights [kg/kmol] in mechanism order.
@@ -219,26 +298,53 @@ fn convert_species(s: &yaml::RawSpecies, elements: &[String]) -> std::result::Re
     let mut composition = Vec::new();
     for (el, count) in &s.composition {
         if !elements.contains(el) {
-            return Err(("composition".into(), format!("element '{el}' is not an element of the phase")));
+            return Err((
+                "composition".into(),
+                format!("element '{el}' is not an element of the phase"),
+            ));
         }
-        mw += count * atomic_weight(el).ok_or_else(|| ("composition".to_string(), format!("unknown element '{el}'")))?;
+        mw +=
+            count * atomic_weight(el).ok_or_else(|| ("composition".to_string(), format!("unknown element '{el}'")))?;
         composition.push((el.clone(), *count));
     }
     let th = &s.thermo;
     if th.model != "NASA7" {
-        return Err(("thermo.model".into(), format!("only NASA7 is supported, got '{}'", th.model)));
+        return Err((
+            "thermo.model".into(),
+            format!("only NASA7 is supported, got '{}'", th.model),
+        ));
     }
     let thermo = match (th.temperature_ranges.as_slice(), th.data.as_slice()) {
-        ([t0, t1, t2], [low, high]) if low.len() == 7 && high.len() == 7 => {
-            Nasa7 { t_min: *t0, t_mid: *t1, t_max: *t2, low: to7(low), high: to7(high) }
+        ([t0, t1, t2], [low, high]) if low.len() == 7 && high.len() == 7 => Nasa7 {
+            t_min: *t0,
+            t_mid: *t1,
+            t_max: *t2,
+            low: to7(low),
+            high: to7(high),
+        },
+        ([t0, t1], [only]) if only.len() == 7 => Nasa7 {
+            t_min: *t0,
+            t_mid: *t1,
+            t_max: *t1,
+            low: to7(only),
+            high: to7(only),
+        },
+        _ => {
+            return Err((
+                "thermo.data".into(),
+                "NASA7 needs 2 or 3 temperature-ranges and 7 coefficients per range".into(),
+            ))
         }
-        ([t0, t1], [only]) if only.len() == 7 => Nasa7 { t_min: *t0, t_mid: *t1, t_max: *t1, low: to7(only), high: to7(only) },
-        _ => return Err(("thermo.data".into(), "NASA7 needs 2 or 3 temperature-ranges and 7 coefficients per range".into())),
     };
     if thermo.low.iter().chain(&thermo.high).any(|c| !c.is_finite()) {
         return Err(("thermo.data".into(), "non-finite coefficient".into()));
     }
-    Ok(Species { name: s.name.clone(), composition, molecular_weight: mw, thermo })
+    Ok(Species {
+        name: s.name.clone(),
+        composition,
+        molecular_weight: mw,
+        thermo,
+    })
 }
 
 fn to7(v: &[f64]) -> [f64; 7] {
@@ -249,14 +355,24 @@ fn to7(v: &[f64]) -> [f64; 7] {
 
 type FieldError = (String, String);
 
-fn convert_reaction(r: &yaml::RawReaction, species: &[Species], index: &HashMap<&str, usize>, units: &UnitSystem) -> std::result::Result<Reaction, FieldError> {
+fn convert_reaction(
+    r: &yaml::RawReaction,
+    species: &[Species],
+    index: &HashMap<&str, usize>,
+    units: &UnitSystem,
+) -> std::result::Result<Reaction, FieldError> {
     let eq = parse_equation(&r.equation).map_err(|m| ("equation".to_string(), m))?;
     let lookup = |side: &[(String, f64)]| -> std::result::Result<Vec<(usize, u32)>, FieldError> {
         side.iter()
             .map(|(name, c)| {
-                let k = *index.get(name.as_str()).ok_or_else(|| ("equation".to_string(), format!("unknown species '{name}'")))?;
+                let k = *index
+                    .get(name.as_str())
+                    .ok_or_else(|| ("equation".to_string(), format!("unknown species '{name}'")))?;
                 if c.fract() != 0.0 {
-                    return Err(("equation".to_string(), format!("non-integer stoichiometric coefficient {c} of '{name}' is not supported")));
+                    return Err((
+                        "equation".to_string(),
+                        format!("non-integer stoichiometric coefficient {c} of '{name}' is not supported"),
+                    ));
                 }
                 Ok((k, *c as u32))
             })
@@ -274,7 +390,10 @@ fn convert_reaction(r: &yaml::RawReaction, species: &[Species], index: &HashMap<
         }
     }
     if let Some((el, d)) = balance.iter().find(|(_, d)| d.abs() > 1e-9) {
-        return Err(("equation".into(), format!("element '{el}' is not balanced (products - reactants = {d})")));
+        return Err((
+            "equation".into(),
+            format!("element '{el}' is not balanced (products - reactants = {d})"),
+        ));
     }
     let mut net: Vec<(usize, f64)> = Vec::new();
     for (sign, side) in [(-1.0, &reactants), (1.0, &products)] {
@@ -291,18 +410,22 @@ fn convert_reaction(r: &yaml::RawReaction, species: &[Species], index: &HashMap<
 
     let kind_name = r.kind.as_deref().unwrap_or("elementary");
     let expect_collider = |want: &Collider| -> std::result::Result<(), FieldError> {
-        let ok = match (want, &eq.collider) {
-            (Collider::None, Collider::None) | (Collider::ThreeBody, Collider::ThreeBody) => true,
-            (Collider::FalloffAll, Collider::FalloffAll | Collider::FalloffSpecies(_)) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (want, &eq.collider),
+            (Collider::None, Collider::None)
+                | (Collider::ThreeBody, Collider::ThreeBody)
+                | (Collider::FalloffAll, Collider::FalloffAll | Collider::FalloffSpecies(_))
+        );
         if ok {
             Ok(())
         } else {
-            Err(("equation".into(), format!("third-body marker does not fit reaction type '{kind_name}'")))
+            Err((
+                "equation".into(),
+                format!("third-body marker does not fit reaction type '{kind_name}'"),
+            ))
         }
     };
-    let efficiencies = |default_on: bool| -> std::result::Result<Vec<f64>, FieldError> {
+    let efficiencies = |default_on: bool| -> std::result::Result<ThirdBody, FieldError> {
         let default = r.default_efficiency.unwrap_or(if default_on { 1.0 } else { 0.0 });
         let mut eff = vec![default; species.len()];
         if let Some(map) = &r.efficiencies {
@@ -312,26 +435,45 @@ fn convert_reaction(r: &yaml::RawReaction, species: &[Species], index: &HashMap<
                     continue;
                 };
                 if !(e.is_finite() && *e >= 0.0) {
-                    return Err(("efficiencies".into(), format!("efficiency of '{name}' must be a non-negative number, got {e}")));
+                    return Err((
+                        "efficiencies".into(),
+                        format!("efficiency of '{name}' must be a non-negative number, got {e}"),
+                    ));
                 }
                 eff[k] = *e;
             }
         }
-        Ok(eff)
+        Ok(ThirdBody::new(eff, default))
     };
-    let arrhenius = |raw: &Option<yaml::RawArrhenius>, field: &str, ord: f64| -> std::result::Result<Arrhenius, FieldError> {
-        let raw = raw.as_ref().ok_or_else(|| (field.to_string(), format!("missing for a reaction of type '{kind_name}'")))?;
-        if raw.a < 0.0 {
-            return Err((format!("{field}.A"), format!("negative pre-exponential factor {} is not supported", raw.a)));
-        }
-        if !(raw.a.is_finite() && raw.b.is_finite() && raw.ea.is_finite()) {
-            return Err((field.to_string(), "non-finite parameter".into()));
-        }
-        Ok(Arrhenius { a: raw.a * units.pre_exponential_factor(ord), b: raw.b, ea_over_r: raw.ea * units.activation_energy_to_kelvin })
-    };
+    let arrhenius =
+        |raw: &Option<yaml::RawArrhenius>, field: &str, ord: f64| -> std::result::Result<Arrhenius, FieldError> {
+            let raw = raw.as_ref().ok_or_else(|| {
+                (
+                    field.to_string(),
+                    format!("missing for a reaction of type '{kind_name}'"),
+                )
+            })?;
+            if raw.a < 0.0 {
+                return Err((
+                    format!("{field}.A"),
+                    format!("negative pre-exponential factor {} is not supported", raw.a),
+                ));
+            }
+            if !(raw.a.is_finite() && raw.b.is_finite() && raw.ea.is_finite()) {
+                return Err((field.to_string(), "non-finite parameter".into()));
+            }
+            Ok(Arrhenius {
+                a: raw.a * units.pre_exponential_factor(ord),
+                b: raw.b,
+                ea_over_r: raw.ea * units.activation_energy_to_kelvin,
+            })
+        };
     let unused = |present: bool, field: &str| -> std::result::Result<(), FieldError> {
         if present {
-            Err((field.to_string(), format!("not allowed for a reaction of type '{kind_name}'")))
+            Err((
+                field.to_string(),
+                format!("not allowed for a reaction of type '{kind_name}'"),
+            ))
         } else {
             Ok(())
         }
@@ -340,40 +482,83 @@ fn convert_reaction(r: &yaml::RawReaction, species: &[Species], index: &HashMap<
     let (rate, kind) = match kind_name {
         "elementary" => {
             expect_collider(&Collider::None)?;
-            unused(r.low.is_some() || r.high.is_some(), "low-P-rate-constant/high-P-rate-constant")?;
+            unused(
+                r.low.is_some() || r.high.is_some(),
+                "low-P-rate-constant/high-P-rate-constant",
+            )?;
             unused(r.troe.is_some(), "Troe")?;
             unused(r.efficiencies.is_some(), "efficiencies")?;
-            (arrhenius(&r.rate_constant, "rate-constant", order)?, RateKind::Elementary)
+            (
+                arrhenius(&r.rate_constant, "rate-constant", order)?,
+                RateKind::Elementary,
+            )
         }
         "three-body" => {
             expect_collider(&Collider::ThreeBody)?;
-            unused(r.low.is_some() || r.high.is_some(), "low-P-rate-constant/high-P-rate-constant")?;
+            unused(
+                r.low.is_some() || r.high.is_some(),
+                "low-P-rate-constant/high-P-rate-constant",
+            )?;
             unused(r.troe.is_some(), "Troe")?;
-            (arrhenius(&r.rate_constant, "rate-constant", order + 1.0)?, RateKind::ThreeBody { efficiencies: efficiencies(true)? })
+            (
+                arrhenius(&r.rate_constant, "rate-constant", order + 1.0)?,
+                RateKind::ThreeBody {
+                    third_body: efficiencies(true)?,
+                },
+            )
         }
         "falloff" => {
             expect_collider(&Collider::FalloffAll)?;
             unused(r.rate_constant.is_some(), "rate-constant")?;
             let eff = match &eq.collider {
                 Collider::FalloffSpecies(name) => {
-                    let k = *index.get(name.as_str()).ok_or_else(|| ("equation".to_string(), format!("unknown collider species '{name}'")))?;
+                    let k = *index
+                        .get(name.as_str())
+                        .ok_or_else(|| ("equation".to_string(), format!("unknown collider species '{name}'")))?;
                     let mut e = vec![0.0; species.len()];
                     e[k] = 1.0;
-                    e
+                    ThirdBody::new(e, 0.0)
                 }
                 _ => efficiencies(true)?,
             };
             let blend = match &r.troe {
                 None => FalloffBlend::Lindemann,
-                Some(t) => FalloffBlend::Troe { a: t.a, t3: t.t3, t1: t.t1, t2: t.t2 },
+                Some(t) => FalloffBlend::Troe {
+                    a: t.a,
+                    t3: t.t3,
+                    t1: t.t1,
+                    t2: t.t2,
+                },
             };
             let high = arrhenius(&r.high, "high-P-rate-constant", order)?;
             let low = arrhenius(&r.low, "low-P-rate-constant", order + 1.0)?;
-            (high, RateKind::Falloff { low, blend, efficiencies: eff })
+            (
+                high,
+                RateKind::Falloff {
+                    low,
+                    blend,
+                    third_body: eff,
+                },
+            )
         }
-        other => return Err(("type".into(), format!("unsupported reaction type '{other}' (supported: elementary, three-body, falloff)"))),
+        other => {
+            return Err((
+                "type".into(),
+                format!("unsupported reaction type '{other}' (supported: elementary, three-body, falloff)"),
+            ))
+        }
     };
-    Ok(Reaction { equation: r.equation.clone(), reactants, products, net, delta_n, reversible: eq.reversible, duplicate: r.duplicate.unwrap_or(false), rate, kind })
+    Ok(Reaction {
+        equation: r.equation.clone(),
+        reactants,
+        products,
+        net,
+        delta_n,
+        reversible: eq.reversible,
+        duplicate: r.duplicate.unwrap_or(false),
+        rate,
+        kind,
+    })
 }
 
 /// Finds two reactions with the same participants and third-body type, not both declared
@@ -391,7 +576,8 @@ fn check_duplicates(reactions: &[Reaction]) -> std::result::Result<(), (usize, u
         };
         (a, b, kind)
     };
-    let mut seen: HashMap<(Vec<(usize, u32)>, Vec<(usize, u32)>, u8), usize> = HashMap::new();
+    type Key = (Vec<(usize, u32)>, Vec<(usize, u32)>, u8);
+    let mut seen: HashMap<Key, usize> = HashMap::new();
     for (j, r) in reactions.iter().enumerate() {
         let (a, b, kind) = key(r);
         // A reversible reaction written backwards is the same reaction.

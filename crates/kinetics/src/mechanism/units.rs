@@ -21,7 +21,12 @@ pub struct UnitSystem {
 impl Default for UnitSystem {
     /// Cantera's defaults: m, kmol, s, J/kmol.
     fn default() -> Self {
-        UnitSystem { length: 1.0, quantity: 1.0, time: 1.0, activation_energy_to_kelvin: 1.0 / crate::constants::GAS_CONSTANT }
+        UnitSystem {
+            length: 1.0,
+            quantity: 1.0,
+            time: 1.0,
+            activation_energy_to_kelvin: 1.0 / crate::constants::GAS_CONSTANT,
+        }
     }
 }
 
@@ -34,11 +39,40 @@ impl UnitSystem {
         for (key, value) in map {
             let v = value.trim();
             match key.as_str() {
-                "length" => u.length = match v { "m" => 1.0, "cm" => 0.01, "mm" => 1e-3, _ => return Err((format!("units.{key}"), format!("unknown length unit '{v}'"))) },
-                "quantity" => u.quantity = match v { "kmol" => 1.0, "mol" => 1e-3, "molec" => 1.0 / 6.02214076e26, _ => return Err((format!("units.{key}"), format!("unknown quantity unit '{v}'"))) },
-                "time" => u.time = match v { "s" => 1.0, "ms" => 1e-3, "min" => 60.0, _ => return Err((format!("units.{key}"), format!("unknown time unit '{v}'"))) },
+                "length" => {
+                    u.length = match v {
+                        "m" => 1.0,
+                        "cm" => 0.01,
+                        "mm" => 1e-3,
+                        _ => return Err((format!("units.{key}"), format!("unknown length unit '{v}'"))),
+                    }
+                }
+                "quantity" => {
+                    u.quantity = match v {
+                        "kmol" => 1.0,
+                        "mol" => 1e-3,
+                        "molec" => 1.0 / 6.02214076e26,
+                        _ => return Err((format!("units.{key}"), format!("unknown quantity unit '{v}'"))),
+                    }
+                }
+                "time" => {
+                    u.time = match v {
+                        "s" => 1.0,
+                        "ms" => 1e-3,
+                        "min" => 60.0,
+                        _ => return Err((format!("units.{key}"), format!("unknown time unit '{v}'"))),
+                    }
+                }
                 "activation-energy" => ea_unit = Some(v.to_string()),
-                "energy" => energy_per_quantity = Some(match v { "J" => 1.0, "kJ" => 1e3, "cal" => 4.184, "kcal" => 4184.0, _ => return Err((format!("units.{key}"), format!("unknown energy unit '{v}'"))) }),
+                "energy" => {
+                    energy_per_quantity = Some(match v {
+                        "J" => 1.0,
+                        "kJ" => 1e3,
+                        "cal" => 4.184,
+                        "kcal" => 4184.0,
+                        _ => return Err((format!("units.{key}"), format!("unknown energy unit '{v}'"))),
+                    })
+                }
                 "pressure" | "mass" | "temperature" => {}
                 _ => return Err((format!("units.{key}"), "unknown unit dimension".into())),
             }
@@ -55,7 +89,12 @@ impl UnitSystem {
             Some("cal/mol") => 4184.0 / r,
             Some("kcal/mol") => 4.184e6 / r,
             Some("eV") => 1.602176634e-19 * 6.02214076e26 / r,
-            Some(other) => return Err(("units.activation-energy".into(), format!("unknown activation-energy unit '{other}'"))),
+            Some(other) => {
+                return Err((
+                    "units.activation-energy".into(),
+                    format!("unknown activation-energy unit '{other}'"),
+                ))
+            }
         };
         Ok(u)
     }

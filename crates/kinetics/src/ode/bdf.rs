@@ -5,11 +5,13 @@
 //! Suite", SIAM J. Sci. Comput. 18, 1997) in the formulation of SciPy's `BDF` solver: the
 //! solution history is kept as backward differences `D`, changed by an interpolation matrix
 //! when the step changes; the corrector is a simplified Newton iteration with the matrix
-//! `I - h/alpha_k J` factored once and reused across steps; the Jacobian is re-evaluated only
+//! `I - h/alpha_k J` factored once and reused across steps while `h/alpha_k` changes by
+//! less than 30% (with CVODE's scaling of the update); the Jacobian is re-evaluated only
 //! when Newton fails to converge with a stale one (as in CVODE). The local error estimate
 //! `error_const_k * d` is kept below 1 in the weighted RMS norm with weights
 //! `atol + rtol |y|`; the order changes between k-1, k and k+1 after k+1 equal steps, towards
-//! the largest admissible step.
+//! the largest admissible step, and in between the step grows whenever the error allows 1.5x
+//! (CVODE's rule), which matters for the many short integrations of label generation.
 
 use super::lu::DenseLu;
 use super::OdeJacobian;
@@ -35,11 +37,22 @@ pub struct BdfConfig {
     pub max_steps: usize,
     /// Newton iterations per attempt before the step is retried.
     pub max_newton_iterations: usize,
+    /// The Newton iteration stops when the estimated remaining correction, in units of the
+    /// error weights `atol + rtol |y|`, is below this.
+    pub newton_tolerance: f64,
 }
 
 impl Default for BdfConfig {
     fn default() -> Self {
-        BdfConfig { rtol: 1e-9, atol: 1e-15, max_step: f64::INFINITY, first_step: None, max_steps: 500_000, max_newton_iterations: 4 }
+        BdfConfig {
+            rtol: 1e-9,
+            atol: 1e-15,
+            max_step: f64::INFINITY,
+            first_step: None,
+            max_steps: 500_000,
+            max_newton_iterations: 4,
+            newton_tolerance: 0.03,
+        }
     }
 }
 
@@ -82,6 +95,10 @@ pub struct Bdf {
     n_equal_steps: usize,
     jac: Vec<f64>,
     lu: Option<DenseLu>,
+    /// `h/alpha` the current factorization was made with.
+    c_lu: f64,
+    /// Newton convergence-rate estimate, kept across steps (CVODE's `crate`).
+    conv_rate: f64,
     newton_tol: f64,
     gamma: [f64; MAX_ORDER + 2],
     alpha: [f64; MAX_ORDER + 2],
@@ -100,16 +117,35 @@ pub struct Bdf {
 
 impl Bdf {
     /// Starts an integration of `sys` from `(t0, y0)` towards `t_bound` (> t0).
-    pub fn new<S: OdeJacobian + ?Sized>(sys: &mut S, t0: f64, y0: &[f64], t_bound: f64, config: BdfConfig) -> Result<Self> {
+    pub fn new<S: OdeJacobian + ?Sized>(
+        sys: &mut S,
+        t0: f64,
+        y0: &[f64],
+        t_bound: f64,
+        config: BdfConfig,
+    ) -> Result<Self> {
         let n = sys.dim();
         if y0.len() != n {
-            return Err(KineticsError::State(format!("initial state has {} values, the system {}", y0.len(), n)));
+            return Err(KineticsError::State(format!(
+                "initial state has {} values, the system {}",
+                y0.len(),
+                n
+            )));
         }
-        if !(t_bound > t0) || !t0.is_finite() || !t_bound.is_finite() {
-            return Err(KineticsError::Solver { time: t0, message: format!("end time {t_bound} must be finite and after the start {t0}") });
+        if t_bound.partial_cmp(&t0) != Some(std::cmp::Ordering::Greater) || !t0.is_finite() || !t_bound.is_finite() {
+            return Err(KineticsError::Solver {
+                time: t0,
+                message: format!("end time {t_bound} must be finite and after the start {t0}"),
+            });
         }
         if !(config.rtol > 0.0 && config.atol > 0.0 && config.rtol.is_finite() && config.atol.is_finite()) {
-            return Err(KineticsError::Solver { time: t0, message: format!("tolerances must be positive (rtol {}, atol {})", config.rtol, config.atol) });
+            return Err(KineticsError::Solver {
+                time: t0,
+                message: format!(
+                    "tolerances must be positive (rtol {}, atol {})",
+                    config.rtol, config.atol
+                ),
+            });
         }
         if y0.iter().any(|v| !v.is_finite()) {
             return Err(KineticsError::State("initial state is not finite".into()));
@@ -125,7 +161,7 @@ impl Bdf {
             error_const[k] = KAPPA[k] * gamma[k] + 1.0 / (k as f64 + 1.0);
         }
         error_const[MAX_ORDER + 1] = 1.0 / (MAX_ORDER as f64 + 2.0);
-        let newton_tol = (10.0 * f64::EPSILON / config.rtol).max(config.rtol.sqrt().min(0.03));
+        let newton_tol = config.newton_tolerance.max(10.0 * f64::EPSILON / config.rtol);
         let mut me = Bdf {
             n,
             t: t0,
@@ -137,6 +173,8 @@ impl Bdf {
             n_equal_steps: 0,
             jac: vec![0.0; n * n],
             lu: None,
+            c_lu: 0.0,
+            conv_rate: 1.0,
             newton_tol,
             gamma,
             alpha,
@@ -156,7 +194,10 @@ impl Bdf {
         sys.rhs(t0, y0, &mut f0);
         me.stats.rhs_evaluations += 1;
         if f0.iter().any(|v| !v.is_finite()) {
-            return Err(KineticsError::Solver { time: t0, message: "right-hand side is not finite at the initial state".into() });
+            return Err(KineticsError::Solver {
+                time: t0,
+                message: "right-hand side is not finite at the initial state".into(),
+            });
         }
         me.h_abs = match me.config.first_step {
             Some(h) if h > 0.0 => h.min(t_bound - t0),
@@ -221,7 +262,11 @@ impl Bdf {
         self.stats.rhs_evaluations += 1;
         let diff: Vec<f64> = (0..n).map(|i| f1[i] - f0[i]).collect();
         let d2 = Self::rms_scaled(&diff, &scale) / h0;
-        let h1 = if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).sqrt() };
+        let h1 = if d1 <= 1e-15 && d2 <= 1e-15 {
+            (h0 * 1e-3).max(1e-6)
+        } else {
+            (0.01 / d1.max(d2)).sqrt()
+        };
         let h = (100.0 * h0).min(h1).min(interval).min(self.config.max_step);
         if h.is_finite() && h > 0.0 {
             h
@@ -265,38 +310,46 @@ impl Bdf {
             return Ok(StopReason::TstopReached);
         }
         if self.stats.steps >= self.config.max_steps {
-            return Err(KineticsError::Solver { time: self.t, message: format!("exceeded the maximum number of steps ({})", self.config.max_steps) });
+            return Err(KineticsError::Solver {
+                time: self.t,
+                message: format!("exceeded the maximum number of steps ({})", self.config.max_steps),
+            });
         }
         let n = self.n;
         let t = self.t;
-        let spacing = if t == 0.0 { f64::MIN_POSITIVE } else { t.abs() * f64::EPSILON };
+        let spacing = if t == 0.0 {
+            f64::MIN_POSITIVE
+        } else {
+            t.abs() * f64::EPSILON
+        };
         let min_step = 10.0 * spacing;
         if self.h_abs > self.config.max_step {
             let f = self.config.max_step / self.h_abs;
             self.change_d(f);
             self.h_abs = self.config.max_step;
             self.n_equal_steps = 0;
-            self.lu = None;
         } else if self.h_abs < min_step {
             let f = min_step / self.h_abs;
             self.change_d(f);
             self.h_abs = min_step;
             self.n_equal_steps = 0;
-            self.lu = None;
         }
         let (rtol, atol) = (self.config.rtol, self.config.atol);
         let mut current_jac = false;
         let (error_norm, safety) = loop {
             if self.h_abs < min_step {
-                return Err(KineticsError::Solver { time: t, message: format!("step size {:e} s fell below the minimum {:e} s", self.h_abs, min_step) });
+                return Err(KineticsError::Solver {
+                    time: t,
+                    message: format!("step size {:e} s fell below the minimum {:e} s", self.h_abs, min_step),
+                });
             }
             let mut t_new = t + self.h_abs;
-            if t_new >= self.t_bound {
+            // Reach the end exactly, and never leave a sliver of less than a tenth of a step.
+            if t_new >= self.t_bound - 0.1 * self.h_abs {
                 t_new = self.t_bound;
                 let f = (t_new - t) / self.h_abs;
                 self.change_d(f);
                 self.n_equal_steps = 0;
-                self.lu = None;
             }
             self.h_abs = t_new - t;
             let order = self.order;
@@ -309,8 +362,15 @@ impl Bdf {
             let c = self.h_abs / self.alpha[order];
             let mut converged = false;
             let mut iterations = 0;
+            // As in CVODE, a factorization is reused while h/alpha stays within 30% of the
+            // value it was made with; the Newton update is then scaled (see `newton`).
+            if self.lu.is_some() && (c / self.c_lu - 1.0).abs() > 0.3 {
+                self.lu = None;
+            }
             loop {
                 if self.lu.is_none() {
+                    self.c_lu = c;
+                    self.conv_rate = 1.0;
                     for i in 0..n {
                         for j in 0..n {
                             self.matrix[i * n + j] = if i == j { 1.0 } else { 0.0 } - c * self.jac[i * n + j];
@@ -346,7 +406,9 @@ impl Bdf {
                 self.scale[i] = atol + rtol * self.y_new[i].abs();
             }
             let ec = self.error_const[order];
-            let err: f64 = (0..n).map(|i| (ec * self.d_new[i] / self.scale[i]).powi(2)).sum::<f64>();
+            let err: f64 = (0..n)
+                .map(|i| (ec * self.d_new[i] / self.scale[i]).powi(2))
+                .sum::<f64>();
             let error_norm = (err / n as f64).sqrt();
             if error_norm > 1.0 {
                 self.stats.rejected += 1;
@@ -380,22 +442,47 @@ impl Bdf {
             return Ok(StopReason::TstopReached);
         }
         if self.n_equal_steps < order + 1 {
+            // Between order changes, grow the step as CVODE does when the error allows at
+            // least 1.5x (up to 10x, or 10^4x after the very first step).
+            let eta = safety * error_norm.powf(-1.0 / (order as f64 + 1.0));
+            if eta >= 1.5 {
+                let eta_max = if self.stats.steps == 1 { 1e4 } else { MAX_FACTOR };
+                let factor = eta.min(eta_max);
+                self.h_abs *= factor;
+                self.change_d(factor);
+                self.n_equal_steps = 0;
+            }
             return Ok(StopReason::InternalStep);
         }
         let norm_of = |k: usize, c: f64, me: &Self| -> f64 {
             let s: f64 = (0..n).map(|i| (c * me.d[k * n + i] / me.scale[i]).powi(2)).sum();
             (s / n as f64).sqrt()
         };
-        let error_m = if order > 1 { norm_of(order, self.error_const[order - 1], self) } else { f64::INFINITY };
-        let error_p = if order < MAX_ORDER { norm_of(order + 2, self.error_const[order + 1], self) } else { f64::INFINITY };
-        let factors = [error_m.powf(-1.0 / order as f64), error_norm.powf(-1.0 / (order as f64 + 1.0)), error_p.powf(-1.0 / (order as f64 + 2.0))];
-        let (best, max_factor) = factors.iter().enumerate().fold((1, f64::NEG_INFINITY), |acc, (i, &f)| if f > acc.1 { (i, f) } else { acc });
+        let error_m = if order > 1 {
+            norm_of(order, self.error_const[order - 1], self)
+        } else {
+            f64::INFINITY
+        };
+        let error_p = if order < MAX_ORDER {
+            norm_of(order + 2, self.error_const[order + 1], self)
+        } else {
+            f64::INFINITY
+        };
+        let factors = [
+            error_m.powf(-1.0 / order as f64),
+            error_norm.powf(-1.0 / (order as f64 + 1.0)),
+            error_p.powf(-1.0 / (order as f64 + 2.0)),
+        ];
+        let (best, max_factor) =
+            factors.iter().enumerate().fold(
+                (1, f64::NEG_INFINITY),
+                |acc, (i, &f)| if f > acc.1 { (i, f) } else { acc },
+            );
         self.order = (order + best).saturating_sub(1).clamp(1, MAX_ORDER);
         let factor = MAX_FACTOR.min(safety * max_factor);
         self.h_abs *= factor;
         self.change_d(factor);
         self.n_equal_steps = 0;
-        self.lu = None;
         Ok(StopReason::InternalStep)
     }
 
@@ -406,6 +493,13 @@ impl Bdf {
         self.y_new.copy_from_slice(&self.y_predict);
         self.d_new.iter_mut().for_each(|v| *v = 0.0);
         let lu = self.lu.as_ref().expect("factored");
+        // CVODE's correction for a factorization made at another h/alpha.
+        let gamma_ratio = c / self.c_lu;
+        let correction = if gamma_ratio != 1.0 {
+            2.0 / (1.0 + gamma_ratio)
+        } else {
+            1.0
+        };
         let mut dy_norm_old: Option<f64> = None;
         for k in 0..maxit {
             sys.rhs(t_new, &self.y_new, &mut self.f);
@@ -417,18 +511,25 @@ impl Bdf {
                 self.dy[i] = c * self.f[i] - self.psi[i] - self.d_new[i];
             }
             lu.solve(&mut self.dy);
+            if correction != 1.0 {
+                self.dy.iter_mut().for_each(|v| *v *= correction);
+            }
             let dy_norm = Self::rms_scaled(&self.dy, &self.scale);
-            let rate = dy_norm_old.map(|old| dy_norm / old);
-            if let Some(r) = rate {
-                if r >= 1.0 || r.powi((maxit - k) as i32) / (1.0 - r) * dy_norm > self.newton_tol {
+            if let Some(old) = dy_norm_old {
+                let rate = dy_norm / old;
+                // Diverging, or too slow to converge within the remaining iterations.
+                if rate >= 1.0 || rate.powi((maxit - k) as i32) / (1.0 - rate) * dy_norm > self.newton_tol {
                     return (false, k + 1);
                 }
+                self.conv_rate = (0.3 * self.conv_rate).max(rate);
             }
             for i in 0..n {
                 self.y_new[i] += self.dy[i];
                 self.d_new[i] += self.dy[i];
             }
-            if dy_norm == 0.0 || rate.is_some_and(|r| r / (1.0 - r) * dy_norm < self.newton_tol) {
+            // CVODE's test: the convergence rate estimated over this and earlier steps lets a
+            // single iteration suffice when the correction is already small.
+            if dy_norm == 0.0 || dy_norm * self.conv_rate.min(1.0) < self.newton_tol {
                 return (true, k + 1);
             }
             dy_norm_old = Some(dy_norm);
@@ -477,14 +578,28 @@ mod tests {
     }
     impl OdeJacobian for Robertson {
         fn jacobian(&mut self, _t: f64, y: &[f64], j: &mut [f64]) {
-            j.copy_from_slice(&[-0.04, 1e4 * y[2], 1e4 * y[1], 0.04, -1e4 * y[2] - 6e7 * y[1], -1e4 * y[1], 0.0, 6e7 * y[1], 0.0]);
+            j.copy_from_slice(&[
+                -0.04,
+                1e4 * y[2],
+                1e4 * y[1],
+                0.04,
+                -1e4 * y[2] - 6e7 * y[1],
+                -1e4 * y[1],
+                0.0,
+                6e7 * y[1],
+                0.0,
+            ]);
         }
     }
 
     #[test]
     fn robertson_matches_the_reference_solution() {
         // Reference at t = 40 (Hairer & Wanner): y1 = 0.7158270687, y3 = 0.2841637457.
-        let cfg = BdfConfig { rtol: 1e-8, atol: 1e-12, ..Default::default() };
+        let cfg = BdfConfig {
+            rtol: 1e-8,
+            atol: 1e-12,
+            ..Default::default()
+        };
         let mut bdf = Bdf::new(&mut Robertson, 0.0, &[1.0, 0.0, 0.0], 40.0, cfg).unwrap();
         let y = bdf.run(&mut Robertson).unwrap().to_vec();
         assert!((y[0] - 0.715_827_068_7).abs() < 1e-6, "{y:?}");
@@ -509,7 +624,11 @@ mod tests {
                 j[0] = -2.0;
             }
         }
-        let cfg = BdfConfig { rtol: 1e-10, atol: 1e-14, ..Default::default() };
+        let cfg = BdfConfig {
+            rtol: 1e-10,
+            atol: 1e-14,
+            ..Default::default()
+        };
         let mut bdf = Bdf::new(&mut Decay, 0.0, &[1.0], 3.0, cfg).unwrap();
         let mut max_order = 1;
         while bdf.step(&mut Decay).unwrap() == StopReason::InternalStep {

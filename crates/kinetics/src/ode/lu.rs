@@ -11,7 +11,11 @@ pub struct DenseLu {
 impl DenseLu {
     /// Factorizes `a` (row-major `n x n`); `None` if it is singular to working precision.
     pub fn factor(a: &[f64], n: usize) -> Option<Self> {
-        let mut me = DenseLu { n, lu: a[..n * n].to_vec(), pivots: vec![0; n] };
+        let mut me = DenseLu {
+            n,
+            lu: a[..n * n].to_vec(),
+            pivots: vec![0; n],
+        };
         me.factor_in_place().then_some(me)
     }
 
