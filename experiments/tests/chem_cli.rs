@@ -3,16 +3,37 @@
 use std::process::Command;
 
 fn chem(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chem")).args(args).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_chem"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn rates_prints_the_documented_fields_in_mechanism_order() {
-    let (code, stdout, stderr) = chem(&["rates", "--temperature", "1200", "--pressure", "101325", "--mass-fractions", "H2:0.028,O2:0.226,N2:0.746"]);
+    let (code, stdout, stderr) = chem(&[
+        "rates",
+        "--temperature",
+        "1200",
+        "--pressure",
+        "101325",
+        "--mass-fractions",
+        "H2:0.028,O2:0.226,N2:0.746",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let species: Vec<&str> = v["species"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let species: Vec<&str> = v["species"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert_eq!(species, ["H2", "H", "O", "O2", "OH", "H2O", "HO2", "H2O2", "AR", "N2"]);
     assert_eq!(v["net_production_rates_kmol_m3_s"].as_array().unwrap().len(), 10);
     assert_eq!(v["net_rates_of_progress_kmol_m3_s"].as_array().unwrap().len(), 29);
@@ -22,7 +43,19 @@ fn rates_prints_the_documented_fields_in_mechanism_order() {
 
 #[test]
 fn ignite_reports_a_delay() {
-    let (code, stdout, stderr) = chem(&["ignite", "--mechanism", "data/mechanisms/h2o2.yaml", "--fuel", "H2:1", "--phi", "1", "--temperature", "1200", "--pressure", "101325"]);
+    let (code, stdout, stderr) = chem(&[
+        "ignite",
+        "--mechanism",
+        "data/mechanisms/h2o2.yaml",
+        "--fuel",
+        "H2:1",
+        "--phi",
+        "1",
+        "--temperature",
+        "1200",
+        "--pressure",
+        "101325",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let delay = v["ignition_delay_s"].as_f64().unwrap();
@@ -33,17 +66,51 @@ fn ignite_reports_a_delay() {
 
 #[test]
 fn bad_input_exits_non_zero_with_a_clear_message() {
-    let (code, stdout, stderr) = chem(&["rates", "--mechanism", "missing.yaml", "--temperature", "1200", "--pressure", "1e5", "--mass-fractions", "H2:1"]);
+    let (code, stdout, stderr) = chem(&[
+        "rates",
+        "--mechanism",
+        "missing.yaml",
+        "--temperature",
+        "1200",
+        "--pressure",
+        "1e5",
+        "--mass-fractions",
+        "H2:1",
+    ]);
     assert_ne!(code, 0);
     assert!(stdout.is_empty());
     assert!(stderr.contains("missing.yaml"), "{stderr}");
-    let (code, _, stderr) = chem(&["rates", "--temperature", "-5", "--pressure", "1e5", "--mass-fractions", "H2:1"]);
+    let (code, _, stderr) = chem(&[
+        "rates",
+        "--temperature",
+        "-5",
+        "--pressure",
+        "1e5",
+        "--mass-fractions",
+        "H2:1",
+    ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("temperature"), "{stderr}");
-    let (code, _, stderr) = chem(&["rates", "--temperature", "NaN", "--pressure", "1e5", "--mass-fractions", "H2:1"]);
+    let (code, _, stderr) = chem(&[
+        "rates",
+        "--temperature",
+        "NaN",
+        "--pressure",
+        "1e5",
+        "--mass-fractions",
+        "H2:1",
+    ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("temperature"), "{stderr}");
-    let (code, _, stderr) = chem(&["rates", "--temperature", "1000", "--pressure", "1e5", "--mass-fractions", "XX:1"]);
+    let (code, _, stderr) = chem(&[
+        "rates",
+        "--temperature",
+        "1000",
+        "--pressure",
+        "1e5",
+        "--mass-fractions",
+        "XX:1",
+    ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("unknown species 'XX'"), "{stderr}");
 }
