@@ -1,0 +1,326 @@
+//! The combustion pipeline from the command line: generate, inspect and merge reaction data.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use combustion::{generate, inspect, merge, GenerateConfig, ReactionDataset};
+use experiments::progress::bar;
+use kinetics::{Mechanism, Operator};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "combustion",
+    about = "Combustion chemistry surrogates: reaction data, training, condensation, evaluation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate labeled reaction data: ignitions -> samples -> augmentation -> labels (HDF5).
+    Generate(GenerateArgs),
+    /// Describe a reaction-data file: layout, sizes, per-column ranges.
+    Inspect {
+        /// The HDF5 file (ours, or any DFODE-kit style file).
+        file: PathBuf,
+    },
+    /// Join the shards of one generation run into one file.
+    Merge {
+        /// Output file.
+        #[arg(long)]
+        output: PathBuf,
+        /// Shard files, in any order.
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct GenerateArgs {
+    /// Cantera YAML mechanism, or `embedded` for the built-in hydrogen mechanism.
+    #[arg(long, default_value = "embedded")]
+    mechanism: String,
+    /// Output HDF5 file (with --shard, the shard suffix is added).
+    #[arg(long)]
+    output: PathBuf,
+    /// Number of ignition trajectories (of the whole run, over all shards).
+    #[arg(long, default_value_t = 32)]
+    trajectories: usize,
+    /// Initial temperature range [K], LOW:HIGH.
+    #[arg(long, default_value = "1000:1600", value_parser = parse_range)]
+    temperature_range: (f64, f64),
+    /// Equivalence-ratio range, LOW:HIGH.
+    #[arg(long, default_value = "0.5:2", value_parser = parse_range)]
+    phi_range: (f64, f64),
+    /// Pressure range [atm], LOW:HIGH.
+    #[arg(long, default_value = "0.5:2", value_parser = parse_range)]
+    pressure_range: (f64, f64),
+    /// Fuel (mole fractions); default CH4:1 if the mechanism has methane, else H2:1.
+    #[arg(long)]
+    fuel: Option<String>,
+    /// Oxidizer (mole fractions).
+    #[arg(long, default_value = "O2:1,N2:3.76")]
+    oxidizer: String,
+    /// Sampled states per trajectory (half evenly in time, half evenly in temperature).
+    #[arg(long, default_value_t = 100)]
+    samples: usize,
+    /// Augmentation strength alpha (0 disables); one perturbed copy per sample by default.
+    #[arg(long, default_value_t = 0.1)]
+    augment: f64,
+    /// Perturbed copies per sampled state.
+    #[arg(long, default_value_t = 1)]
+    augment_copies: usize,
+    /// Label time step [s].
+    #[arg(long, default_value_t = 1e-6)]
+    dt: f64,
+    /// Reactor model of the labels.
+    #[arg(long, value_enum, default_value_t = OperatorArg::ConstantPressureAdiabatic)]
+    operator: OperatorArg,
+    /// Integrator relative tolerance.
+    #[arg(long, default_value_t = 1e-9)]
+    rtol: f64,
+    /// Integrator absolute tolerance.
+    #[arg(long, default_value_t = 1e-15)]
+    atol: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write only shard I of N (I counts from 0); defaults to SLURM_ARRAY_TASK_ID /
+    /// SLURM_ARRAY_TASK_COUNT when those are set.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OperatorArg {
+    /// Adiabatic, constant pressure (energy equation on).
+    ConstantPressureAdiabatic,
+    /// Isothermal, constant volume (DFODE-kit / DeepFlame labels).
+    ConstantVolumeIsothermal,
+}
+
+fn parse_range(s: &str) -> std::result::Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected LOW:HIGH, got '{s}'"))?;
+    let a: f64 = a.trim().parse().map_err(|_| format!("'{a}' is not a number"))?;
+    let b: f64 = b.trim().parse().map_err(|_| format!("'{b}' is not a number"))?;
+    if !(a.is_finite() && b.is_finite() && a <= b) {
+        return Err(format!("need LOW <= HIGH, got {a}:{b}"));
+    }
+    Ok((a, b))
+}
+
+fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (a, b) = s.split_once('/').ok_or_else(|| format!("expected I/N, got '{s}'"))?;
+    let i: usize = a.trim().parse().map_err(|_| format!("'{a}' is not a whole number"))?;
+    let n: usize = b.trim().parse().map_err(|_| format!("'{b}' is not a whole number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("need 0 <= I < N, got {i}/{n}"));
+    }
+    Ok((i, n))
+}
+
+/// The shard from the flag, or from a SLURM array job's environment.
+fn shard_from_env(flag: Option<(usize, usize)>) -> Result<Option<(usize, usize)>> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match (
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+        std::env::var("SLURM_ARRAY_TASK_COUNT"),
+    ) {
+        (Ok(i), Ok(n)) => {
+            let shard = parse_shard(&format!("{i}/{n}"))
+                .map_err(|e| anyhow::anyhow!("SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT: {e}"))?;
+            Ok(Some(shard))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn shard_path(output: &Path, (i, n): (usize, usize)) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    output.with_file_name(format!("{stem}.shard-{i:04}-of-{n:04}.h5"))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => run_generate(args),
+        Command::Inspect { file } => {
+            let info = inspect(&file)?;
+            let mut out = format!(
+                "file: {}\nmechanism: {}\nspecies ({}): {}\ndatasets:\n",
+                info.file,
+                info.mechanism,
+                info.species.len(),
+                info.species.join(", ")
+            );
+            let fields: Vec<&(String, Vec<usize>)> = info
+                .datasets
+                .iter()
+                .filter(|(n, _)| n.starts_with("scalar_fields/"))
+                .collect();
+            if fields.len() > 4 {
+                let rows: usize = fields.iter().map(|(_, s)| s.first().copied().unwrap_or(0)).sum();
+                out += &format!(
+                    "  scalar_fields/*         {} datasets ({} .. {}), {} rows in all, {} columns\n",
+                    fields.len(),
+                    fields[0].0,
+                    fields[fields.len() - 1].0,
+                    rows,
+                    fields[0].1.get(1).copied().unwrap_or(0)
+                );
+            }
+            for (name, shape) in info
+                .datasets
+                .iter()
+                .filter(|(n, _)| fields.len() <= 4 || !n.starts_with("scalar_fields/"))
+            {
+                out += &format!("  {name:<24} {shape:?}\n");
+            }
+            if !info.label_attributes.is_empty() {
+                out += "label attributes:\n";
+                for (k, v) in &info.label_attributes {
+                    let v = if v.chars().count() > 100 {
+                        format!("{}...", v.chars().take(100).collect::<String>())
+                    } else {
+                        v.clone()
+                    };
+                    out += &format!("  {k:<10} {v}\n");
+                }
+            }
+            out += "column ranges (labels/state_in, or all sampled states):\n";
+            for (c, lo, hi) in &info.column_ranges {
+                out += &format!("  {c:<8} {lo:>13.6e} .. {hi:>13.6e}\n");
+            }
+            print_out(&out);
+            Ok(())
+        }
+        Command::Merge { output, parts } => {
+            let sets = parts
+                .iter()
+                .map(|p| ReactionDataset::read(p, None).with_context(|| format!("reading '{}'", p.display())))
+                .collect::<Result<Vec<_>>>()?;
+            let merged = merge(&sets)?;
+            ensure_parent(&output)?;
+            merged.write(&output)?;
+            println!(
+                "merged {} shards: {} labeled rows -> {}",
+                sets.len(),
+                merged.len(),
+                output.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Prints to stdout, ending quietly when the reader has gone (e.g. `| head`).
+fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory '{}'", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    let mech = Mechanism::load(&args.mechanism).with_context(|| format!("loading mechanism '{}'", args.mechanism))?;
+    let mechanism_name = if args.mechanism == "embedded" {
+        "embedded:h2o2".to_string()
+    } else {
+        Path::new(&args.mechanism)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or(args.mechanism.clone())
+    };
+    let shard = shard_from_env(args.shard)?;
+    let mut config = GenerateConfig::for_fuel(
+        &args
+            .fuel
+            .clone()
+            .unwrap_or_else(|| GenerateConfig::default_fuel(&mech).to_string()),
+    );
+    config.oxidizer = args.oxidizer.clone();
+    config.trajectories = args.trajectories;
+    config.temperature_range = args.temperature_range;
+    config.phi_range = args.phi_range;
+    config.pressure_range_atm = args.pressure_range;
+    config.samples_per_trajectory = args.samples;
+    config.augment = args.augment;
+    config.augment_copies = args.augment_copies;
+    config.dt = args.dt;
+    config.operator = match args.operator {
+        OperatorArg::ConstantPressureAdiabatic => Operator::ConstantPressureAdiabatic,
+        OperatorArg::ConstantVolumeIsothermal => Operator::ConstantVolumeIsothermal,
+    };
+    config.rtol = args.rtol;
+    config.atol = args.atol;
+    config.seed = args.seed;
+    config.validate()?;
+    let (output, shard) = match shard {
+        Some(s) => (shard_path(&args.output, s), s),
+        None => (args.output.clone(), (0, 1)),
+    };
+    if output.extension().and_then(|e| e.to_str()) != Some("h5") {
+        bail!("--output should end in .h5, got '{}'", output.display());
+    }
+    ensure_parent(&output)?;
+    let (lo, hi) = combustion::generate::shard_range(config.trajectories, shard.0, shard.1);
+    eprintln!(
+        "generating {} trajectories ({}..{} of {}) with {} on {} threads",
+        hi - lo,
+        lo,
+        hi,
+        config.trajectories,
+        mech.source,
+        rayon::current_num_threads()
+    );
+    let pb = bar((hi - lo) as u64, "trajectories");
+    let (data, summary) = generate(&mech, &mechanism_name, &config, shard, &|done, _| {
+        pb.set_position(done as u64)
+    })?;
+    pb.finish_and_clear();
+    data.write(&output)?;
+    let (pre, ign, burnt) = summary.phase_shares;
+    println!("wrote {}", output.display());
+    println!(
+        "trajectories {} (ignited {}), sampled {}, augmented {}, dropped {}, labeled {}",
+        summary.trajectories, summary.ignited, summary.sampled, summary.augmented, summary.dropped, summary.labeled
+    );
+    println!(
+        "T range {:.1} .. {:.1} K; pre-ignition {:.1}%, igniting {:.1}%, burnt {:.1}%",
+        summary.temperature_range.0,
+        summary.temperature_range.1,
+        100.0 * pre,
+        100.0 * ign,
+        100.0 * burnt
+    );
+    println!(
+        "{:.1} s, {:.0} labeled states/s",
+        summary.wall_time_s, summary.states_per_second
+    );
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The `combustion` command line: generate, shards, merge, inspect, errors.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_combustion"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("combustion-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn generate_shard_merge_inspect() {
+    let dir = temp_dir();
+    let whole = dir.join("whole.h5");
+    let common = ["--trajectories", "4", "--samples", "6", "--seed", "5"];
+    let mut args = vec!["generate", "--output", whole.to_str().unwrap()];
+    args.extend(common);
+    let (code, stdout, stderr) = run(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("labeled") && stdout.contains("pre-ignition"),
+        "{stdout}"
+    );
+
+    let parts = dir.join("parts.h5");
+    for (i, env) in [("0", false), ("1", true)] {
+        let mut args = vec!["generate", "--output", parts.to_str().unwrap()];
+        args.extend(common);
+        let shard = format!("{i}/2");
+        let vars: Vec<(&str, &str)> = if env {
+            vec![("SLURM_ARRAY_TASK_ID", i), ("SLURM_ARRAY_TASK_COUNT", "2")]
+        } else {
+            args.extend(["--shard", shard.as_str()]);
+            vec![]
+        };
+        let (code, _, stderr) = run(&args, &vars);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let merged = dir.join("merged.h5");
+    let p0 = dir.join("parts.shard-0000-of-0002.h5");
+    let p1 = dir.join("parts.shard-0001-of-0002.h5");
+    let (code, _, stderr) = run(
+        &[
+            "merge",
+            "--output",
+            merged.to_str().unwrap(),
+            p1.to_str().unwrap(),
+            p0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&merged).unwrap());
+
+    let (code, stdout, _) = run(&["inspect", merged.to_str().unwrap()], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("labels/state_in") && stdout.contains("embedded:h2o2") && stdout.contains("H2O2"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = run(
+        &[
+            "merge",
+            "--output",
+            dir.join("x.h5").to_str().unwrap(),
+            p0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("1 of 2 shards"), "{stderr}");
+    let (code, _, stderr) = run(&["inspect", dir.join("none.h5").to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("none.h5"), "{stderr}");
+    let (code, _, stderr) = run(
+        &[
+            "generate",
+            "--output",
+            dir.join("y.h5").to_str().unwrap(),
+            "--temperature-range",
+            "1600:1000",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("LOW <= HIGH"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}
