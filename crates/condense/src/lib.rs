@@ -78,4 +78,7 @@ pub use similarity::{
     SimilarityStats,
 };
 pub use strategy::{run, AutoCriterion, AutomaticOptions, ManualStep, Reference, Retrainer, Strategy};
-pub use training::{evaluate, train, LossKind, Regression, RegressionRetrainer, TrainConfig, TrainHistory};
+pub use training::{
+    evaluate, train, train_with, Checkpoint, LossKind, Regression, RegressionRetrainer, StepProgress, TrainConfig,
+    TrainHistory, TrainOptions,
+};

@@ -11,7 +11,7 @@
 //!   neurons), retrains, and keeps the result only if the validation loss stays within
 //!   `tolerance` of the reference (by default the *control*: the unreduced network put through
 //!   the same retraining). A rejected round is undone and the step halved; a pass that merges
-//!   nothing grows the step, but never up to a step that has already failed.
+//!   nothing grows the step, but not up to a step that has failed since the last accepted round.
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -207,7 +207,7 @@ pub fn run(
             let mut current = mlp.clone();
             let mut step = auto.initial_step;
             // The smallest step known to fail: later proposals stay below it, so the search
-            // narrows like a bisection and never repeats a rejected proposal.
+            // narrows like a bisection; an accepted round relaxes it by one growth factor.
             let mut ceiling = f64::INFINITY;
             let mut attempts = 0;
             let max_attempts = auto.max_rounds * 8 + 16;
@@ -249,6 +249,9 @@ pub fn run(
                 rounds.push(report);
                 if accepted {
                     current = next;
+                    // The retrained network may now take a step that failed before: relax the
+                    // ceiling by one growth factor.
+                    ceiling *= auto.growth;
                 } else {
                     ceiling = ceiling.min(step);
                     step /= 2.0;

@@ -56,7 +56,9 @@ fn small_initialization_condenses_and_reduces_below_half() {
     let strategy = Strategy::Automatic(AutomaticOptions {
         reference: Reference::Original,
         tolerance: 0.05,
-        max_rounds: 10,
+        initial_step: 0.01,
+        min_step: 0.001,
+        max_rounds: 12,
         ..Default::default()
     });
 

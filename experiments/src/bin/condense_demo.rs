@@ -67,7 +67,7 @@ struct Args {
     #[arg(long, default_value_t = 0.05)]
     tolerance: f64,
     /// Most automatic rounds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 12)]
     max_rounds: usize,
     /// Use the least-squares refit of the next layer in the main run.
     #[arg(long)]
@@ -154,9 +154,10 @@ fn run_demo(args: Args) -> Result<()> {
                 CriterionArg::WidthFraction => AutoCriterion::WidthFraction,
             },
             initial_step: match args.auto_criterion {
-                CriterionArg::Threshold => 0.02,
+                CriterionArg::Threshold => 0.01,
                 CriterionArg::WidthFraction => 0.3,
             },
+            min_step: 0.001,
             tolerance: args.tolerance,
             max_rounds: args.max_rounds,
             reference: Reference::Original,
