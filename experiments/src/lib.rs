@@ -2,5 +2,6 @@
 //!
 //! The science lives in the library crates; this crate only wires command lines to them.
 
+pub mod figures;
 pub mod progress;
 pub mod provenance;

@@ -30,6 +30,10 @@ pub enum CombustionError {
     #[error(transparent)]
     Kinetics(#[from] kinetics::KineticsError),
 
+    /// The network library failed (shapes, files, training).
+    #[error(transparent)]
+    Model(condense::CondenseError),
+
     /// A configuration value out of range.
     #[error("invalid option '{name}': {message}")]
     Option {

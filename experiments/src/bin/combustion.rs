@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use combustion::pipeline::{self, Observer, Profile, RunConfig, RunPaths};
 use combustion::{generate, inspect, merge, GenerateConfig, ReactionDataset};
+use experiments::figures;
+use indicatif::ProgressBar;
 use experiments::progress::bar;
 use kinetics::{Mechanism, Operator};
 
@@ -27,6 +30,31 @@ enum Command {
     Inspect {
         /// The HDF5 file (ours, or any DFODE-kit style file).
         file: PathBuf,
+    },
+    /// Run the whole experiment: generate -> train -> condense -> evaluate -> report, skipping
+    /// stages whose outputs exist and are valid (training resumes from its checkpoint).
+    Run {
+        /// Preset: `quick` (embedded hydrogen, minutes) or `paper` (DRM19, the 6.8M network).
+        #[arg(long, value_enum, default_value_t = ProfileArg::Quick)]
+        profile: ProfileArg,
+        /// Run name (default: the profile's name); outputs go to RESULTS_DIR/NAME/.
+        #[arg(long)]
+        name: Option<String>,
+        /// Root of the run directories.
+        #[arg(long, default_value = "results/combustion")]
+        results_dir: PathBuf,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop training after this many steps (resumable): train in chunks.
+        #[arg(long)]
+        max_train_steps: Option<usize>,
+        /// Override the training epochs of the profile.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Override the number of trajectories of the profile.
+        #[arg(long)]
+        trajectories: Option<usize>,
     },
     /// Join the shards of one generation run into one file.
     Merge {
@@ -93,6 +121,14 @@ struct GenerateArgs {
     /// SLURM_ARRAY_TASK_COUNT when those are set.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProfileArg {
+    /// Embedded hydrogen mechanism, a few hundred thousand parameters.
+    Quick,
+    /// DRM19 methane with the paper's [23, 3200, 1600, 800, 400, 23] GELU network.
+    Paper,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -164,6 +200,50 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(args) => run_generate(args),
+        Command::Run { profile, name, results_dir, seed, max_train_steps, epochs, trajectories } => {
+            let profile = match profile {
+                ProfileArg::Quick => Profile::Quick,
+                ProfileArg::Paper => Profile::Paper,
+            };
+            let mut config = RunConfig::profile(profile, seed);
+            if let Some(n) = name {
+                config.name = n;
+            }
+            if let Some(e) = epochs {
+                config.surrogate.train.epochs = e;
+            }
+            if let Some(t) = trajectories {
+                config.generate.trajectories = t;
+            }
+            let paths = RunPaths::new(&results_dir, &config.name);
+            let mut obs = BarObserver { bar: None };
+            let started = std::time::Instant::now();
+            let Some(artifacts) = pipeline::run(&config, &paths, &experiments::provenance::git_revision(), max_train_steps, &mut obs)? else {
+                return Ok(());
+            };
+            if let Some(b) = obs.bar.take() {
+                b.finish_and_clear();
+            }
+            figures::write_all(&paths.dir, &artifacts).context("writing figures")?;
+            let r = &artifacts.report;
+            println!(
+                "original {} params, test L1 {:.4e}; condensed {} params ({:.1}%), test L1 {:.4e} ({:+.1}%)",
+                r.original.parameters,
+                r.original.test_l1,
+                r.condensed.parameters,
+                100.0 * r.parameter_ratio,
+                r.condensed.test_l1,
+                100.0 * (r.condensed.test_l1 / r.original.test_l1 - 1.0)
+            );
+            for case in &r.ignition {
+                println!("ignition T0 = {} K: integrator {:.4e} s, original {:?}, condensed {:?}", case["T0_K"], case["delay_integrator_s"].as_f64().unwrap_or(f64::NAN), case["relative_error_original"].as_f64(), case["relative_error_condensed"].as_f64());
+            }
+            for v in &r.comparison {
+                println!("  {:<52} {:>9} params  test L1 {:.4e}", v.name, v.parameters, v.test_l1);
+            }
+            println!("wrote {} and figures in {:.0} s", paths.report().display(), started.elapsed().as_secs_f64());
+            Ok(())
+        }
         Command::Inspect { file } => {
             let info = inspect(&file)?;
             let mut out = format!(
@@ -229,6 +309,33 @@ fn run(cli: Cli) -> Result<()> {
                 output.display()
             );
             Ok(())
+        }
+    }
+}
+
+/// Shows pipeline stages as progress bars on stderr.
+struct BarObserver {
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for BarObserver {
+    fn stage(&mut self, name: &str, total: usize) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        eprintln!("== {name}");
+        self.bar = Some(bar(total as u64, name));
+    }
+    fn progress(&mut self, done: usize, message: &str) {
+        if let Some(b) = &self.bar {
+            b.set_position(done as u64);
+            b.set_message(message.to_string());
+        }
+    }
+    fn note(&mut self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
         }
     }
 }

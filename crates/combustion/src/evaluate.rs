@@ -1,0 +1,155 @@
+//! Evaluating a surrogate: one-step errors on the test split, and ignition rollouts next to
+//! the integrator.
+
+use ndarray::{Array2, ArrayView2, Axis};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::surrogate::Surrogate;
+use crate::train::Prepared;
+use kinetics::advance::{ignite, IgnitionOptions};
+use kinetics::composition::premixed;
+use kinetics::{BdfConfig, Mechanism};
+
+/// One-step accuracy on the test split.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OneStep {
+    /// Mean absolute error of the normalized labels.
+    pub test_l1: f64,
+    /// Mean absolute error of the predicted temperature after one dt [K].
+    pub temperature_mae_k: f64,
+    /// Mean absolute error of each predicted mass fraction after one dt.
+    pub species_mae: Vec<(String, f64)>,
+    /// Mean relative error of the temperature increment over rows whose true increment
+    /// exceeds 1e-3 K.
+    pub temperature_increment_relative_error: f64,
+}
+
+/// One-step errors of `surrogate` on the prepared test split.
+pub fn one_step(surrogate: &Surrogate, prepared: &Prepared) -> Result<OneStep> {
+    let test_l1 = condense::evaluate(&surrogate.mlp, &prepared.test, condense::LossKind::L1)?;
+    let pred = surrogate.step(prepared.test_in.view())?;
+    let err = (&pred - &prepared.test_out).mapv(f64::abs);
+    let mae = err.mean_axis(Axis(0)).expect("rows");
+    let (mut rel, mut count) = (0.0, 0usize);
+    for ((p, t), s) in pred.column(0).iter().zip(prepared.test_out.column(0)).zip(prepared.test_in.column(0)) {
+        let true_inc = t - s;
+        if true_inc.abs() > 1e-3 {
+            rel += ((p - s) - true_inc).abs() / true_inc.abs();
+            count += 1;
+        }
+    }
+    Ok(OneStep {
+        test_l1,
+        temperature_mae_k: mae[0],
+        species_mae: surrogate.species.iter().cloned().zip(mae.iter().skip(2).copied()).collect(),
+        temperature_increment_relative_error: rel / count.max(1) as f64,
+    })
+}
+
+/// Steps `surrogate` `n` times from `state` (one row); returns the `n + 1` states.
+pub fn rollout(surrogate: &Surrogate, state: ArrayView2<f64>, n: usize) -> Result<Array2<f64>> {
+    let mut out = Array2::zeros((n + 1, state.ncols()));
+    out.row_mut(0).assign(&state.row(0));
+    let mut current = state.to_owned();
+    for i in 1..=n {
+        current = surrogate.step(current.view())?;
+        if current.iter().any(|v| !v.is_finite()) {
+            // Keep the last finite state for the rest of the series.
+            let last = out.row(i - 1).to_owned();
+            for j in i..=n {
+                out.row_mut(j).assign(&last);
+            }
+            return Ok(out);
+        }
+        out.row_mut(i).assign(&current.row(0));
+    }
+    Ok(out)
+}
+
+/// Time of the largest temperature rise rate along a uniformly sampled series (parabola
+/// refined); `None` if the temperature never rises by 200 K.
+pub fn delay_from_series(temperature: &[f64], dt: f64) -> Option<f64> {
+    if temperature.len() < 3 || temperature.last()? - temperature[0] < 200.0 {
+        return None;
+    }
+    let rate: Vec<f64> = temperature.windows(2).map(|w| (w[1] - w[0]) / dt).collect();
+    let (i, _) = rate.iter().enumerate().fold((0, f64::NEG_INFINITY), |a, (i, r)| if *r > a.1 { (i, *r) } else { a });
+    // Rate i sits at the midpoint (i + 0.5) dt.
+    let centre = (i as f64 + 0.5) * dt;
+    if i == 0 || i + 1 >= rate.len() {
+        return Some(centre);
+    }
+    let (y0, y1, y2) = (rate[i - 1], rate[i], rate[i + 1]);
+    let denom = y0 - 2.0 * y1 + y2;
+    let shift = if denom < 0.0 { 0.5 * (y0 - y2) / denom } else { 0.0 };
+    Some(centre + shift.clamp(-1.0, 1.0) * dt)
+}
+
+/// One ignition case compared.
+#[derive(Clone, Debug, Serialize)]
+pub struct IgnitionCase {
+    /// Initial temperature [K].
+    pub t0: f64,
+    /// Equivalence ratio.
+    pub phi: f64,
+    /// Pressure [Pa].
+    pub p: f64,
+    /// Delay from the integrator at tight tolerance [s].
+    pub delay_integrator: f64,
+    /// Delay from each surrogate's rollout [s] (`None`: it did not ignite).
+    pub delay_surrogates: Vec<Option<f64>>,
+    /// Time of each stored sample [s].
+    #[serde(skip)]
+    pub times: Vec<f64>,
+    /// Integrator states at `times`.
+    #[serde(skip)]
+    pub integrator: Array2<f64>,
+    /// Each surrogate's states at `times`.
+    #[serde(skip)]
+    pub surrogates: Vec<Array2<f64>>,
+}
+
+/// Runs the integrator and each surrogate from fuel/air at `(t0, phi, p)` for `steps` steps
+/// of the surrogates' dt.
+#[allow(clippy::too_many_arguments)]
+pub fn ignition_case(mech: &Mechanism, fuel: &str, oxidizer: &str, t0: f64, phi: f64, p: f64, steps: usize, surrogates: &[&Surrogate]) -> Result<IgnitionCase> {
+    let y0 = premixed(mech, fuel, oxidizer, phi)?;
+    let dt = surrogates.first().map(|s| s.norm.dt).unwrap_or(1e-6);
+    let end = steps as f64 * dt;
+    let ig = ignite(mech, t0, p, &y0, &IgnitionOptions { end_time: end * 1.5, stop_after_ignition: false, config: BdfConfig { rtol: 1e-10, atol: 1e-16, ..Default::default() } })?;
+    // Integrator states resampled at the surrogate's times (nearest internal step at or before).
+    let times: Vec<f64> = (0..=steps).map(|i| i as f64 * dt).collect();
+    let ns = mech.n_species();
+    let mut integ = Array2::zeros((steps + 1, 2 + ns));
+    let mut k = 0;
+    for (i, t) in times.iter().enumerate() {
+        while k + 1 < ig.times.len() && ig.times[k + 1] <= *t {
+            k += 1;
+        }
+        // Linear interpolation between internal steps.
+        let (ta, tb) = (ig.times[k], ig.times.get(k + 1).copied().unwrap_or(ig.times[k]));
+        let w = if tb > ta { (t - ta) / (tb - ta) } else { 0.0 };
+        let sa = &ig.states[k];
+        let sb = ig.states.get(k + 1).unwrap_or(sa);
+        integ[[i, 0]] = sa[0] + w * (sb[0] - sa[0]);
+        integ[[i, 1]] = p;
+        for j in 0..ns {
+            integ[[i, 2 + j]] = sa[1 + j] + w * (sb[1 + j] - sa[1 + j]);
+        }
+    }
+    let mut start = Array2::zeros((1, 2 + ns));
+    start[[0, 0]] = t0;
+    start[[0, 1]] = p;
+    for j in 0..ns {
+        start[[0, 2 + j]] = y0[j];
+    }
+    let mut runs = Vec::new();
+    let mut delays = Vec::new();
+    for s in surrogates {
+        let r = rollout(s, start.view(), steps)?;
+        delays.push(delay_from_series(&r.column(0).to_vec(), dt));
+        runs.push(r);
+    }
+    Ok(IgnitionCase { t0, phi, p, delay_integrator: ig.ignition_delay, delay_surrogates: delays, times, integrator: integ, surrogates: runs })
+}

@@ -1,0 +1,224 @@
+//! The FC chemistry surrogate: normalization, Box-Cox transform, network, post-processing.
+//!
+//! State columns are `[T (K), p (Pa), Y_1..Y_ns]`. With the Box-Cox transform on mass
+//! fractions only, `BC(y) = (y^lambda - 1)/lambda` (lambda = 0.1 by default):
+//! - input: `[T, p, BC(Y)]`, z-scored with training-split statistics;
+//! - label: `(BC(x(t+dt)) - BC(x(t)))/dt` for species, `(x(t+dt) - x(t))/dt` for T and p,
+//!   z-scored with its own statistics. Columns whose label never varies in training (inert
+//!   species, p at constant pressure) are *frozen*: the surrogate keeps them unchanged.
+//! - one step: `x(t+dt) = invBC(BC(x(t)) + (out * std + mean) dt)`, negatives clipped, the
+//!   non-frozen mass fractions rescaled so that all sum to 1.
+//!
+//! A surrogate is saved as the network's safetensors + JSON, with the normalization,
+//! mechanism, species order, operator, dt and provenance in the JSON; loading it against a
+//! mechanism with another species order is an error.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Module, Tensor};
+use condense::Mlp;
+use ndarray::{s, Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CombustionError, Result};
+use kinetics::{Mechanism, Operator};
+
+/// Box-Cox transform of a mass fraction (negative inputs are treated as 0).
+#[inline]
+pub fn box_cox(y: f64, lambda: f64) -> f64 {
+    (y.max(0.0).powf(lambda) - 1.0) / lambda
+}
+
+/// Inverse Box-Cox; values below the transform's range map to 0.
+#[inline]
+pub fn inv_box_cox(z: f64, lambda: f64) -> f64 {
+    let b = lambda * z + 1.0;
+    if b <= 0.0 {
+        0.0
+    } else {
+        b.powf(1.0 / lambda)
+    }
+}
+
+/// Training-split statistics and the transform settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    /// Box-Cox exponent.
+    pub lambda: f64,
+    /// Time step of the labels [s].
+    pub dt: f64,
+    /// Mean of the transformed inputs.
+    pub input_mean: Vec<f64>,
+    /// Standard deviation of the transformed inputs (1 where constant).
+    pub input_std: Vec<f64>,
+    /// Mean of the labels.
+    pub label_mean: Vec<f64>,
+    /// Standard deviation of the labels (1 where constant).
+    pub label_std: Vec<f64>,
+    /// Columns kept unchanged by the surrogate (constant labels in training).
+    pub frozen: Vec<bool>,
+}
+
+impl Normalization {
+    /// Fits the statistics on training states and their successors.
+    pub fn fit(state_in: ArrayView2<f64>, state_out: ArrayView2<f64>, lambda: f64, dt: f64) -> Result<Self> {
+        if state_in.nrows() < 2 || state_in.dim() != state_out.dim() {
+            return Err(CombustionError::Option { name: "training data", message: format!("need at least 2 rows of equal shape, got {:?} and {:?}", state_in.dim(), state_out.dim()) });
+        }
+        let x = transform_inputs(state_in, lambda);
+        let y = raw_labels(state_in, state_out, lambda, dt);
+        let (im, is) = mean_std(&x);
+        let (lm, ls) = mean_std(&y);
+        let frozen: Vec<bool> = ls.iter().map(|s| *s == 0.0).collect();
+        let fix = |v: Vec<f64>| v.into_iter().map(|s| if s > 0.0 { s } else { 1.0 }).collect::<Vec<_>>();
+        let lm = lm.iter().zip(&frozen).map(|(m, f)| if *f { 0.0 } else { *m }).collect();
+        Ok(Normalization { lambda, dt, input_mean: im, input_std: fix(is), label_mean: lm, label_std: fix(ls), frozen })
+    }
+
+    /// Network inputs (z-scored `[T, p, BC(Y)]`) as `f32`.
+    pub fn inputs(&self, states: ArrayView2<f64>) -> Array2<f32> {
+        let mut x = transform_inputs(states, self.lambda);
+        for mut row in x.rows_mut() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - self.input_mean[j]) / self.input_std[j];
+            }
+        }
+        x.mapv(|v| v as f32)
+    }
+
+    /// Normalized labels as `f32`.
+    pub fn labels(&self, state_in: ArrayView2<f64>, state_out: ArrayView2<f64>) -> Array2<f32> {
+        let mut y = raw_labels(state_in, state_out, self.lambda, self.dt);
+        for mut row in y.rows_mut() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if self.frozen[j] { 0.0 } else { (*v - self.label_mean[j]) / self.label_std[j] };
+            }
+        }
+        y.mapv(|v| v as f32)
+    }
+
+    /// Post-processing: the states one `dt` later from the network outputs.
+    pub fn advance(&self, state_in: ArrayView2<f64>, outputs: ArrayView2<f32>) -> Array2<f64> {
+        let mut next = state_in.to_owned();
+        let lambda = self.lambda;
+        for (mut row, out) in next.rows_mut().into_iter().zip(outputs.rows()) {
+            for j in 0..row.len() {
+                if self.frozen[j] {
+                    continue;
+                }
+                let rate = out[j] as f64 * self.label_std[j] + self.label_mean[j];
+                row[j] = if j < 2 { row[j] + rate * self.dt } else { inv_box_cox(box_cox(row[j], lambda) + rate * self.dt, lambda) };
+            }
+            // Clip, then rescale the moving species so that all mass fractions sum to 1.
+            let (mut moving, mut fixed) = (0.0, 0.0);
+            for j in 2..row.len() {
+                row[j] = row[j].max(0.0);
+                if self.frozen[j] {
+                    fixed += row[j];
+                } else {
+                    moving += row[j];
+                }
+            }
+            if moving > 0.0 {
+                let scale = (1.0 - fixed).max(0.0) / moving;
+                for j in 2..row.len() {
+                    if !self.frozen[j] {
+                        row[j] *= scale;
+                    }
+                }
+            }
+        }
+        next
+    }
+}
+
+fn transform_inputs(states: ArrayView2<f64>, lambda: f64) -> Array2<f64> {
+    let mut x = states.to_owned();
+    x.slice_mut(s![.., 2..]).mapv_inplace(|y| box_cox(y, lambda));
+    x
+}
+
+fn raw_labels(state_in: ArrayView2<f64>, state_out: ArrayView2<f64>, lambda: f64, dt: f64) -> Array2<f64> {
+    let a = transform_inputs(state_in, lambda);
+    let b = transform_inputs(state_out, lambda);
+    (b - a) / dt
+}
+
+fn mean_std(a: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+    let mean = a.mean_axis(Axis(0)).expect("rows").to_vec();
+    let std = a.std_axis(Axis(0), 0.0).to_vec();
+    (mean, std)
+}
+
+/// A trained surrogate for one mechanism.
+#[derive(Clone, Debug)]
+pub struct Surrogate {
+    /// The network (inputs and outputs `2 + ns` wide).
+    pub mlp: Mlp,
+    /// Normalization and transform.
+    pub norm: Normalization,
+    /// Mechanism name the data came from.
+    pub mechanism: String,
+    /// Species in column order.
+    pub species: Vec<String>,
+    /// Reactor model of the labels.
+    pub operator: Operator,
+}
+
+/// The JSON metadata stored with a surrogate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SurrogateMeta {
+    mechanism: String,
+    species: Vec<String>,
+    operator: Operator,
+    normalization: Normalization,
+}
+
+impl Surrogate {
+    /// Advances states `(n, 2+ns)` by one `dt`.
+    pub fn step(&self, states: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let x = self.norm.inputs(states);
+        let (n, w) = x.dim();
+        let t = Tensor::from_vec(x.into_raw_vec_and_offset().0, (n, w), self.mlp.device()).map_err(condense::CondenseError::from)?;
+        let out = self.mlp.forward(&t).map_err(condense::CondenseError::from)?;
+        let v: Vec<f32> = out.flatten_all().and_then(|t| t.to_vec1()).map_err(condense::CondenseError::from)?;
+        let out = Array2::from_shape_vec((n, w), v).expect("output shape");
+        Ok(self.norm.advance(states, out.view()))
+    }
+
+    /// Saves as `stem.safetensors` + `stem.json`; `provenance` adds seed, git revision, etc.
+    pub fn save(&self, stem: &Path, mut provenance: BTreeMap<String, serde_json::Value>) -> Result<()> {
+        let meta = SurrogateMeta { mechanism: self.mechanism.clone(), species: self.species.clone(), operator: self.operator, normalization: self.norm.clone() };
+        provenance.insert("surrogate".into(), serde_json::to_value(&meta).expect("serializable"));
+        self.mlp.save(stem, provenance).map_err(CombustionError::from)
+    }
+
+    /// Loads a surrogate; with `mechanism`, the species order must match it.
+    pub fn load(stem: &Path, mechanism: Option<&Mechanism>) -> Result<(Self, BTreeMap<String, serde_json::Value>)> {
+        let (mlp, spec) = Mlp::load(stem, &Device::Cpu)?;
+        let json = stem.with_extension("json").display().to_string();
+        let meta: SurrogateMeta = spec
+            .provenance
+            .get("surrogate")
+            .cloned()
+            .ok_or_else(|| crate::error::layout(&json, "provenance.surrogate", "missing: not a surrogate model file"))
+            .and_then(|v| serde_json::from_value(v).map_err(|e| crate::error::layout(&json, "provenance.surrogate", e.to_string())))?;
+        let width = 2 + meta.species.len();
+        if mlp.widths()[0] != width || *mlp.widths().last().expect("layers") != width {
+            return Err(crate::error::layout(&json, "widths", format!("network widths {:?} do not fit {} species", mlp.widths(), meta.species.len())));
+        }
+        if let Some(m) = mechanism {
+            if m.species_names() != meta.species {
+                return Err(crate::error::layout(&json, "provenance.surrogate.species", format!("species {:?} do not match the mechanism '{}' ({:?})", meta.species, m.source, m.species_names())));
+            }
+        }
+        Ok((Surrogate { mlp, norm: meta.normalization, mechanism: meta.mechanism, species: meta.species, operator: meta.operator }, spec.provenance))
+    }
+}
+
+impl From<condense::CondenseError> for CombustionError {
+    fn from(e: condense::CondenseError) -> Self {
+        CombustionError::Model(e)
+    }
+}

@@ -1,0 +1,192 @@
+//! Training the surrogate: split by trajectory, normalize, fit with L1 loss, retrain after
+//! condensation.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use condense::{evaluate, train_with, Activation, Init, LossKind, Mlp, Regression, Retrainer, StepProgress, TrainConfig, TrainHistory, TrainOptions};
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::ReactionDataset;
+use crate::error::{CombustionError, Result};
+use crate::surrogate::{Normalization, Surrogate};
+
+/// Architecture and training settings of a surrogate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurrogateConfig {
+    /// Hidden-layer widths.
+    pub hidden: Vec<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Weight initialization.
+    pub init: Init,
+    /// Box-Cox exponent.
+    pub lambda: f64,
+    /// Shares of trajectories for validation and test (the rest trains).
+    pub valid_fraction: f64,
+    /// Share of trajectories for the test split.
+    pub test_fraction: f64,
+    /// Training hyper-parameters (L1 loss by default).
+    pub train: TrainConfig,
+    /// Seed of the initialization and the split.
+    pub seed: u64,
+}
+
+impl SurrogateConfig {
+    /// Network widths for `ns` species.
+    pub fn widths(&self, ns: usize) -> Vec<usize> {
+        let mut w = vec![2 + ns];
+        w.extend(&self.hidden);
+        w.push(2 + ns);
+        w
+    }
+}
+
+/// Rows of each split, chosen by trajectory so no trajectory is in two splits.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Split {
+    /// Training rows.
+    pub train: Vec<usize>,
+    /// Validation rows.
+    pub valid: Vec<usize>,
+    /// Test rows.
+    pub test: Vec<usize>,
+}
+
+/// Splits rows by trajectory with a seeded shuffle of the trajectory ids.
+pub fn split_by_trajectory(trajectory: &[i64], valid_fraction: f64, test_fraction: f64, seed: u64) -> Result<Split> {
+    let mut ids: Vec<i64> = trajectory.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() < 3 {
+        return Err(CombustionError::Option { name: "split", message: format!("need at least 3 trajectories to split by trajectory, got {}", ids.len()) });
+    }
+    ids.shuffle(&mut StdRng::seed_from_u64(seed));
+    let n = ids.len();
+    let n_test = ((n as f64 * test_fraction).round() as usize).clamp(1, n - 2);
+    let n_valid = ((n as f64 * valid_fraction).round() as usize).clamp(1, n - 1 - n_test);
+    let test: std::collections::HashSet<i64> = ids[..n_test].iter().copied().collect();
+    let valid: std::collections::HashSet<i64> = ids[n_test..n_test + n_valid].iter().copied().collect();
+    let mut split = Split { train: vec![], valid: vec![], test: vec![] };
+    for (row, id) in trajectory.iter().enumerate() {
+        if test.contains(id) {
+            split.test.push(row);
+        } else if valid.contains(id) {
+            split.valid.push(row);
+        } else {
+            split.train.push(row);
+        }
+    }
+    Ok(split)
+}
+
+/// The dataset split, normalized and ready for training.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Normalization fitted on the training rows.
+    pub norm: Normalization,
+    /// Training rows.
+    pub train: Regression,
+    /// Validation rows.
+    pub valid: Regression,
+    /// Test rows.
+    pub test: Regression,
+    /// Physical test states and successors (for errors in K and mass fraction).
+    pub test_in: Array2<f64>,
+    /// Successors of `test_in`.
+    pub test_out: Array2<f64>,
+    /// The split.
+    pub split: Split,
+}
+
+fn to_regression(norm: &Normalization, a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Regression> {
+    let x = norm.inputs(a);
+    let y = norm.labels(a, b);
+    let tensor = |m: Array2<f32>| -> Result<Tensor> {
+        let (r, c) = m.dim();
+        Ok(Tensor::from_vec(m.into_raw_vec_and_offset().0, (r, c), &Device::Cpu).map_err(condense::CondenseError::from)?)
+    };
+    Ok(Regression::new(tensor(x)?, tensor(y)?)?)
+}
+
+/// Splits by trajectory and normalizes with training-split statistics.
+pub fn prepare(data: &ReactionDataset, config: &SurrogateConfig) -> Result<Prepared> {
+    let split = split_by_trajectory(&data.trajectory, config.valid_fraction, config.test_fraction, config.seed)?;
+    let rows = |r: &[usize]| (data.state_in.select(Axis(0), r), data.state_out.select(Axis(0), r));
+    let (tr_in, tr_out) = rows(&split.train);
+    let (va_in, va_out) = rows(&split.valid);
+    let (te_in, te_out) = rows(&split.test);
+    let norm = Normalization::fit(tr_in.view(), tr_out.view(), config.lambda, data.info.dt_s)?;
+    Ok(Prepared {
+        train: to_regression(&norm, tr_in.view(), tr_out.view())?,
+        valid: to_regression(&norm, va_in.view(), va_out.view())?,
+        test: to_regression(&norm, te_in.view(), te_out.view())?,
+        norm,
+        test_in: te_in,
+        test_out: te_out,
+        split,
+    })
+}
+
+/// Where and how a training run checkpoints.
+#[derive(Clone, Debug, Default)]
+pub struct Checkpointing {
+    /// Checkpoint stem (`.safetensors` + `.json`).
+    pub path: Option<PathBuf>,
+    /// Steps between checkpoints.
+    pub every: usize,
+    /// Continue from the checkpoint when present.
+    pub resume: bool,
+    /// Stop after this many steps (resumable).
+    pub max_steps: Option<usize>,
+}
+
+/// Trains a surrogate from scratch (or resumes it).
+pub fn train_surrogate(
+    data: &ReactionDataset,
+    prepared: &Prepared,
+    config: &SurrogateConfig,
+    checkpoint: &Checkpointing,
+    patience: Option<usize>,
+    on_step: &mut dyn FnMut(StepProgress),
+) -> Result<(Surrogate, TrainHistory)> {
+    let ns = data.species.len();
+    let init = Mlp::init(&config.widths(ns), config.activation, config.init, config.seed, &Device::Cpu)?;
+    let options = TrainOptions {
+        valid: Some(&prepared.valid),
+        patience,
+        checkpoint: checkpoint.path.clone(),
+        checkpoint_every: checkpoint.every,
+        resume: checkpoint.resume,
+        max_steps: checkpoint.max_steps,
+    };
+    let (mlp, history) = train_with(&init, &prepared.train, &config.train, &options, on_step)?;
+    Ok((Surrogate { mlp, norm: prepared.norm.clone(), mechanism: data.mechanism.clone(), species: data.species.clone(), operator: data.info.operator }, history))
+}
+
+/// Brief retraining of condensed surrogates (L1, the surrogate's own data), for the
+/// condensation strategies.
+pub struct SurrogateRetrainer<'a> {
+    /// The prepared data.
+    pub prepared: &'a Prepared,
+    /// Retraining settings.
+    pub config: TrainConfig,
+    /// Retrainings done.
+    pub count: usize,
+}
+
+impl Retrainer for SurrogateRetrainer<'_> {
+    fn retrain(&mut self, mlp: &Mlp, round: usize) -> condense::Result<Mlp> {
+        self.count += 1;
+        let config = TrainConfig { seed: self.config.seed.wrapping_add(round as u64 * 7919), ..self.config.clone() };
+        Ok(train_with(mlp, &self.prepared.train, &config, &TrainOptions::default(), &mut |_| {})?.0)
+    }
+
+    fn validation_loss(&mut self, mlp: &Mlp) -> condense::Result<f64> {
+        evaluate(mlp, &self.prepared.valid, LossKind::L1)
+    }
+}
