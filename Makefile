@@ -12,7 +12,7 @@ setup:
 	@./scripts/setup.sh
 
 run: setup
-	$(CARGO) run --release -p experiments --bin condense-demo
+	$(CARGO) run --release -p experiments --bin combustion -- run --profile quick
 
 test: setup
 	$(CARGO) fmt --all --check

@@ -2,8 +2,8 @@
 //!
 //! - `loss_curves`: training and validation L1 per epoch;
 //! - `condensation_rounds`: parameters and validation L1 after each condensation round;
-//! - `similarity_<layer>_{original,condensed}`: cosine-similarity heat maps of the first hidden
-//!   layer, neurons ordered by group so condensation shows as blocks;
+//! - `similarity_<layer>_{original,condensed}` (PNG only): cosine-similarity heat maps of the
+//!   first hidden layer, neurons ordered by group so condensation shows as blocks;
 //! - `scatter`: one-step predicted vs true temperature and main species (test split);
 //! - `ignition_T0_<T0>`: 3x3 panels of T and the main species along an ignition (integrator
 //!   solid, original dashed, condensed dotted; species on log axes);
@@ -29,7 +29,13 @@ fn register_font() {
 type Area<'a, DB> = DrawingArea<DB, Shift>;
 
 /// Draws `draw` into `dir/name.png` and `dir/name.svg`.
-fn both(dir: &Path, name: &str, size: (u32, u32), draw: impl Fn(&Area<BitMapBackend>) -> Result<()>, draw_svg: impl Fn(&Area<SVGBackend>) -> Result<()>) -> Result<()> {
+fn both(
+    dir: &Path,
+    name: &str,
+    size: (u32, u32),
+    draw: impl Fn(&Area<BitMapBackend>) -> Result<()>,
+    draw_svg: impl Fn(&Area<SVGBackend>) -> Result<()>,
+) -> Result<()> {
     let png = dir.join(format!("{name}.png"));
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
@@ -49,7 +55,13 @@ fn both(dir: &Path, name: &str, size: (u32, u32), draw: impl Fn(&Area<BitMapBack
 
 macro_rules! figure {
     ($dir:expr, $name:expr, $size:expr, |$area:ident| $body:block) => {
-        both($dir, $name, $size, |$area: &Area<BitMapBackend>| $body, |$area: &Area<SVGBackend>| $body)
+        both(
+            $dir,
+            $name,
+            $size,
+            |$area: &Area<BitMapBackend>| $body,
+            |$area: &Area<SVGBackend>| $body,
+        )
     };
 }
 
@@ -58,8 +70,18 @@ pub fn write_all(dir: &Path, a: &RunArtifacts) -> Result<()> {
     register_font();
     loss_curves(dir, a)?;
     rounds(dir, a)?;
-    similarity(dir, "similarity_layer0_original", &a.original.mlp, a.condensed.mlp.hidden_widths()[0])?;
-    similarity(dir, "similarity_layer0_condensed", &a.condensed.mlp, a.condensed.mlp.hidden_widths()[0])?;
+    similarity(
+        dir,
+        "similarity_layer0_original",
+        &a.original.mlp,
+        a.condensed.mlp.hidden_widths()[0],
+    )?;
+    similarity(
+        dir,
+        "similarity_layer0_condensed",
+        &a.condensed.mlp,
+        a.condensed.mlp.hidden_widths()[0],
+    )?;
     scatter(dir, a)?;
     for case in &a.ignitions {
         ignition(dir, a, case)?;
@@ -69,7 +91,9 @@ pub fn write_all(dir: &Path, a: &RunArtifacts) -> Result<()> {
 }
 
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite() && *v > 0.0).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if lo.is_finite() {
         (lo * 0.8, hi * 1.25)
     } else {
@@ -83,15 +107,39 @@ fn loss_curves(dir: &Path, a: &RunArtifacts) -> Result<()> {
     let n = h.train_loss.len().max(2);
     figure!(dir, "loss_curves", (800, 500), |area| {
         let mut chart = ChartBuilder::on(area)
-            .caption("Training of the original surrogate (L1, normalized labels)", ("sans-serif", 20))
+            .caption(
+                "Training of the original surrogate (L1, normalized labels)",
+                ("sans-serif", 20),
+            )
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(1usize..n, (lo..hi).log_scale())?;
-        chart.configure_mesh().x_desc("epoch").y_desc("L1").y_label_formatter(&|v| format!("{v:.1e}")).draw()?;
-        chart.draw_series(LineSeries::new(h.train_loss.iter().enumerate().map(|(i, v)| (i + 1, *v)), &BLUE))?.label("train").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-        chart.draw_series(LineSeries::new(h.valid_loss.iter().enumerate().map(|(i, v)| (i + 1, *v)), &RED))?.label("validation").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("L1")
+            .y_label_formatter(&|v| format!("{v:.1e}"))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new(
+                h.train_loss.iter().enumerate().map(|(i, v)| (i + 1, *v)),
+                &BLUE,
+            ))?
+            .label("train")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        chart
+            .draw_series(LineSeries::new(
+                h.valid_loss.iter().enumerate().map(|(i, v)| (i + 1, *v)),
+                &RED,
+            ))?
+            .label("validation")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
     })
 }
@@ -99,18 +147,45 @@ fn loss_curves(dir: &Path, a: &RunArtifacts) -> Result<()> {
 fn rounds(dir: &Path, a: &RunArtifacts) -> Result<()> {
     let r = &a.report.condensation;
     let mut pts = vec![(0usize, r.original_parameters as f64, r.original_loss, true)];
-    pts.extend(r.rounds.iter().map(|x| (x.round, x.parameters_after as f64, x.loss_after_retrain, x.accepted)));
+    pts.extend(
+        r.rounds
+            .iter()
+            .map(|x| (x.round, x.parameters_after as f64, x.loss_after_retrain, x.accepted)),
+    );
     let n = pts.len();
     let pmax = r.original_parameters as f64 * 1.1;
     let (lo, hi) = log_range(pts.iter().map(|p| p.2));
     figure!(dir, "condensation_rounds", (900, 450), |area| {
         let (left, right) = area.split_horizontally(450);
-        let mut c1 = ChartBuilder::on(&left).caption("Parameters per round", ("sans-serif", 18)).margin(10).x_label_area_size(35).y_label_area_size(70).build_cartesian_2d(0usize..n, 0f64..pmax)?;
-        c1.configure_mesh().x_desc("round (0 = original)").y_desc("parameters").draw()?;
-        c1.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 5, if p.3 { BLUE.filled() } else { RED.stroke_width(2) })))?;
-        let mut c2 = ChartBuilder::on(&right).caption("Validation L1 after retraining", ("sans-serif", 18)).margin(10).x_label_area_size(35).y_label_area_size(70).build_cartesian_2d(0usize..n, (lo..hi).log_scale())?;
-        c2.configure_mesh().x_desc("round (red: undone)").y_desc("L1").y_label_formatter(&|v| format!("{v:.1e}")).draw()?;
-        c2.draw_series(pts.iter().map(|p| Circle::new((p.0, p.2), 5, if p.3 { BLUE.filled() } else { RED.stroke_width(2) })))?;
+        let mut c1 = ChartBuilder::on(&left)
+            .caption("Parameters per round", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0usize..n, 0f64..pmax)?;
+        c1.configure_mesh()
+            .x_desc("round (0 = original)")
+            .y_desc("parameters")
+            .draw()?;
+        c1.draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.0, p.1), 5, if p.3 { BLUE.filled() } else { RED.stroke_width(2) })),
+        )?;
+        let mut c2 = ChartBuilder::on(&right)
+            .caption("Validation L1 after retraining", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0usize..n, (lo..hi).log_scale())?;
+        c2.configure_mesh()
+            .x_desc("round (red: undone)")
+            .y_desc("L1")
+            .y_label_formatter(&|v| format!("{v:.1e}"))
+            .draw()?;
+        c2.draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.0, p.2), 5, if p.3 { BLUE.filled() } else { RED.stroke_width(2) })),
+        )?;
         Ok(())
     })
 }
@@ -129,27 +204,58 @@ fn similarity(dir: &Path, name: &str, mlp: &Mlp, groups: usize) -> Result<()> {
         }
         Err(_) => (0..width).collect(),
     };
-    let m = sim.permuted(&order);
-    let size = 600u32;
-    figure!(dir, name, (size + 80, size + 60), |area| {
-        let mut chart = ChartBuilder::on(area).caption(format!("cos similarity, hidden layer 0 ({width} neurons)"), ("sans-serif", 18)).margin(10).build_cartesian_2d(0usize..width, 0usize..width)?;
+    let full = sim.permuted(&order);
+    // Average-pool to at most 160 x 160 cells so the files stay small.
+    let cells = width.min(160);
+    let mut m = vec![vec![0f64; cells]; cells];
+    let mut counts = vec![vec![0usize; cells]; cells];
+    for (i, row) in full.iter().enumerate() {
+        for (j, c) in row.iter().enumerate() {
+            let (a, b) = (i * cells / width, j * cells / width);
+            m[a][b] += *c as f64;
+            counts[a][b] += 1;
+        }
+    }
+    for (row, cr) in m.iter_mut().zip(&counts) {
+        for (v, c) in row.iter_mut().zip(cr) {
+            *v /= (*c).max(1) as f64;
+        }
+    }
+    let png = dir.join(format!("{name}.png"));
+    let root = BitMapBackend::new(&png, (680, 660)).into_drawing_area();
+    root.fill(&WHITE)?;
+    {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("cos similarity, hidden layer 0 ({width} neurons, grouped; {cells}x{cells} cells)"),
+                ("sans-serif", 16),
+            )
+            .margin(10)
+            .build_cartesian_2d(0usize..cells, 0usize..cells)?;
         chart.configure_mesh().disable_mesh().draw()?;
         chart.draw_series(m.iter().enumerate().flat_map(|(i, row)| {
-            row.iter().enumerate().map(move |(j, c)| {
-                let v = *c as f64;
-                let color = if v >= 0.0 { RGBColor(255, (255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - v)) as u8) } else { RGBColor((255.0 * (1.0 + v)) as u8, (255.0 * (1.0 + v)) as u8, 255) };
-                Rectangle::new([(j, width - 1 - i), (j + 1, width - i)], color.filled())
+            row.iter().enumerate().map(move |(j, v)| {
+                let v = v.clamp(-1.0, 1.0);
+                let color = if v >= 0.0 {
+                    RGBColor(255, (255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - v)) as u8)
+                } else {
+                    RGBColor((255.0 * (1.0 + v)) as u8, (255.0 * (1.0 + v)) as u8, 255)
+                };
+                Rectangle::new([(j, cells - 1 - i), (j + 1, cells - i)], color.filled())
             })
         }))?;
-        Ok(())
-    })
+    }
+    root.present().with_context(|| format!("writing {}", png.display()))?;
+    Ok(())
 }
 
 /// The main species to plot: largest peak mass fraction, excluding N2 and AR.
 fn main_species(a: &RunArtifacts, count: usize) -> Vec<usize> {
     let case = &a.ignitions[0];
     let ns = a.original.species.len();
-    let mut idx: Vec<usize> = (0..ns).filter(|&k| a.original.species[k] != "N2" && a.original.species[k] != "AR").collect();
+    let mut idx: Vec<usize> = (0..ns)
+        .filter(|&k| a.original.species[k] != "N2" && a.original.species[k] != "AR")
+        .collect();
     let peak = |k: usize| case.integrator.column(2 + k).fold(0.0f64, |m, v| m.max(*v));
     idx.sort_by(|&x, &y| peak(y).total_cmp(&peak(x)));
     idx.truncate(count);
@@ -162,19 +268,46 @@ fn scatter(dir: &Path, a: &RunArtifacts) -> Result<()> {
     let truth = &a.prepared.test_out;
     let start = &a.prepared.test_in;
     let mut cols: Vec<(String, usize)> = vec![("T increment [K]".into(), 0)];
-    cols.extend(main_species(a, 3).into_iter().map(|k| (format!("{} increment", a.original.species[k]), 2 + k)));
-    let step = (truth.nrows() / 2000).max(1);
+    cols.extend(
+        main_species(a, 3)
+            .into_iter()
+            .map(|k| (format!("{} increment", a.original.species[k]), 2 + k)),
+    );
+    let step = (truth.nrows() / 600).max(1);
     figure!(dir, "scatter", (900, 900), |area| {
         let panels = area.split_evenly((2, 2));
         for (panel, (label, j)) in panels.iter().zip(&cols) {
             let inc = |m: &ndarray::Array2<f64>, i: usize| m[[i, *j]] - start[[i, *j]];
-            let (lo, hi) = (0..truth.nrows()).map(|i| inc(truth, i)).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+            let (lo, hi) = (0..truth.nrows())
+                .map(|i| inc(truth, i))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
             let pad = (hi - lo).max(1e-30) * 0.05;
-            let mut chart = ChartBuilder::on(panel).caption(label, ("sans-serif", 16)).margin(8).x_label_area_size(35).y_label_area_size(60).build_cartesian_2d(lo - pad..hi + pad, lo - pad..hi + pad)?;
-            chart.configure_mesh().x_desc("integrator").y_desc("surrogate").x_labels(4).y_labels(4).x_label_formatter(&|v| format!("{v:.1e}")).y_label_formatter(&|v| format!("{v:.1e}")).draw()?;
+            let mut chart = ChartBuilder::on(panel)
+                .caption(label, ("sans-serif", 16))
+                .margin(8)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(lo - pad..hi + pad, lo - pad..hi + pad)?;
+            chart
+                .configure_mesh()
+                .x_desc("integrator")
+                .y_desc("surrogate")
+                .x_labels(4)
+                .y_labels(4)
+                .x_label_formatter(&|v| format!("{v:.1e}"))
+                .y_label_formatter(&|v| format!("{v:.1e}"))
+                .draw()?;
             chart.draw_series(LineSeries::new(vec![(lo, lo), (hi, hi)], BLACK.mix(0.5)))?;
-            chart.draw_series((0..truth.nrows()).step_by(step).map(|i| Circle::new((inc(truth, i), inc(&pred_o, i)), 2, BLUE.mix(0.5).filled())))?;
-            chart.draw_series((0..truth.nrows()).step_by(step).map(|i| Circle::new((inc(truth, i), inc(&pred_c, i)), 2, RED.mix(0.5).filled())))?;
+            chart.draw_series(
+                (0..truth.nrows())
+                    .step_by(step)
+                    .map(|i| Circle::new((inc(truth, i), inc(&pred_o, i)), 2, BLUE.mix(0.5).filled())),
+            )?;
+            chart.draw_series(
+                (0..truth.nrows())
+                    .step_by(step)
+                    .map(|i| Circle::new((inc(truth, i), inc(&pred_c, i)), 2, RED.mix(0.5).filled())),
+            )?;
         }
         Ok(())
     })
@@ -183,7 +316,11 @@ fn scatter(dir: &Path, a: &RunArtifacts) -> Result<()> {
 fn ignition(dir: &Path, a: &RunArtifacts, case: &combustion::evaluate::IgnitionCase) -> Result<()> {
     let species = main_species(a, 8);
     let mut panels: Vec<(String, usize, bool)> = vec![("T [K]".into(), 0, false)];
-    panels.extend(species.iter().map(|&k| (format!("Y {}", a.original.species[k]), 2 + k, true)));
+    panels.extend(
+        species
+            .iter()
+            .map(|&k| (format!("Y {}", a.original.species[k]), 2 + k, true)),
+    );
     let t_ms: Vec<f64> = case.times.iter().map(|t| t * 1e3).collect();
     let tmax = *t_ms.last().unwrap_or(&1.0);
     let name = format!("ignition_T0_{}", case.t0 as i64);
@@ -191,17 +328,36 @@ fn ignition(dir: &Path, a: &RunArtifacts, case: &combustion::evaluate::IgnitionC
         let (title, body) = area.split_vertically(40);
         title.titled(&format!("Ignition at T0 = {} K, phi = 1, 1 atm: integrator (black), original (blue, dashed), condensed (red, dotted)", case.t0), ("sans-serif", 18))?;
         for (panel, (label, j, log)) in body.split_evenly((3, 3)).iter().zip(&panels) {
-            let series: Vec<Vec<(f64, f64)>> = std::iter::once(&case.integrator).chain(case.surrogates.iter()).map(|m| t_ms.iter().zip(m.column(*j)).map(|(t, v)| (*t, *v)).collect()).collect();
+            let series: Vec<Vec<(f64, f64)>> = std::iter::once(&case.integrator)
+                .chain(case.surrogates.iter())
+                .map(|m| t_ms.iter().zip(m.column(*j)).map(|(t, v)| (*t, *v)).collect())
+                .collect();
             let values = series.iter().flatten().map(|p| p.1);
             if *log {
                 let (lo, hi) = log_range(values);
                 let lo = lo.max(hi * 1e-8);
-                let mut chart = ChartBuilder::on(panel).caption(label, ("sans-serif", 15)).margin(6).x_label_area_size(30).y_label_area_size(60).build_cartesian_2d(0f64..tmax, (lo..hi).log_scale())?;
-                chart.configure_mesh().x_desc("t [ms]").x_labels(4).y_labels(4).y_label_formatter(&|v| format!("{v:.0e}")).draw()?;
+                let mut chart = ChartBuilder::on(panel)
+                    .caption(label, ("sans-serif", 15))
+                    .margin(6)
+                    .x_label_area_size(30)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(0f64..tmax, (lo..hi).log_scale())?;
+                chart
+                    .configure_mesh()
+                    .x_desc("t [ms]")
+                    .x_labels(4)
+                    .y_labels(4)
+                    .y_label_formatter(&|v| format!("{v:.0e}"))
+                    .draw()?;
                 draw_three(&mut chart, &series, lo)?;
             } else {
                 let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-                let mut chart = ChartBuilder::on(panel).caption(label, ("sans-serif", 15)).margin(6).x_label_area_size(30).y_label_area_size(60).build_cartesian_2d(0f64..tmax, lo - 20.0..hi + 20.0)?;
+                let mut chart = ChartBuilder::on(panel)
+                    .caption(label, ("sans-serif", 15))
+                    .margin(6)
+                    .x_label_area_size(30)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(0f64..tmax, lo - 20.0..hi + 20.0)?;
                 chart.configure_mesh().x_desc("t [ms]").x_labels(4).y_labels(4).draw()?;
                 draw_three(&mut chart, &series, f64::NEG_INFINITY)?;
             }
@@ -210,38 +366,86 @@ fn ignition(dir: &Path, a: &RunArtifacts, case: &combustion::evaluate::IgnitionC
     })
 }
 
-fn draw_three<DB: DrawingBackend, X, Y>(chart: &mut ChartContext<DB, Cartesian2d<X, Y>>, series: &[Vec<(f64, f64)>], floor: f64) -> Result<()>
+fn draw_three<DB: DrawingBackend, X, Y>(
+    chart: &mut ChartContext<DB, Cartesian2d<X, Y>>,
+    series: &[Vec<(f64, f64)>],
+    floor: f64,
+) -> Result<()>
 where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
     DB::ErrorType: 'static,
 {
     let clip = |s: &Vec<(f64, f64)>| s.iter().map(|p| (p.0, p.1.max(floor))).collect::<Vec<_>>();
-    chart.draw_series(LineSeries::new(clip(&series[0]), BLACK.stroke_width(2))).map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .draw_series(LineSeries::new(clip(&series[0]), BLACK.stroke_width(2)))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(s) = series.get(1) {
-        chart.draw_series(DashedLineSeries::new(clip(s), 8, 5, BLUE.stroke_width(2))).map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(DashedLineSeries::new(clip(s), 8, 5, BLUE.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     if let Some(s) = series.get(2) {
-        chart.draw_series(DashedLineSeries::new(clip(s), 2, 4, RED.stroke_width(2))).map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(DashedLineSeries::new(clip(s), 2, 4, RED.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(())
 }
 
 fn delay_error(dir: &Path, a: &RunArtifacts) -> Result<()> {
-    let pts: Vec<(f64, Option<f64>, Option<f64>)> = a.ignitions.iter().map(|c| {
-        let rel = |d: Option<f64>| d.map(|d| 100.0 * (d - c.delay_integrator) / c.delay_integrator);
-        (c.t0, rel(c.delay_surrogates[0]), rel(c.delay_surrogates[1]))
-    }).collect();
-    let (t_lo, t_hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let emax = pts.iter().flat_map(|p| [p.1, p.2]).flatten().fold(2.0f64, |m, v| m.max(v.abs())) * 1.2;
+    let pts: Vec<(f64, Option<f64>, Option<f64>)> = a
+        .ignitions
+        .iter()
+        .map(|c| {
+            let rel = |d: Option<f64>| d.map(|d| 100.0 * (d - c.delay_integrator) / c.delay_integrator);
+            (c.t0, rel(c.delay_surrogates[0]), rel(c.delay_surrogates[1]))
+        })
+        .collect();
+    let (t_lo, t_hi) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let emax = pts
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .flatten()
+        .fold(2.0f64, |m, v| m.max(v.abs()))
+        * 1.2;
     figure!(dir, "ignition_delay_error", (700, 450), |area| {
-        let mut chart = ChartBuilder::on(area).caption("Ignition delay error vs integrator", ("sans-serif", 18)).margin(10).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(t_lo - 50.0..t_hi + 50.0, -emax..emax)?;
+        let mut chart = ChartBuilder::on(area)
+            .caption("Ignition delay error vs integrator", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(t_lo - 50.0..t_hi + 50.0, -emax..emax)?;
         chart.configure_mesh().x_desc("T0 [K]").y_desc("error [%]").draw()?;
-        chart.draw_series(LineSeries::new(vec![(t_lo - 50.0, 2.0), (t_hi + 50.0, 2.0)], BLACK.mix(0.3)))?;
-        chart.draw_series(LineSeries::new(vec![(t_lo - 50.0, -2.0), (t_hi + 50.0, -2.0)], BLACK.mix(0.3)))?;
-        chart.draw_series(pts.iter().filter_map(|p| p.1.map(|e| Circle::new((p.0, e), 6, BLUE.filled()))))?.label("original").legend(|(x, y)| Circle::new((x, y), 5, BLUE.filled()));
-        chart.draw_series(pts.iter().filter_map(|p| p.2.map(|e| TriangleMarker::new((p.0, e), 7, RED.filled()))))?.label("condensed").legend(|(x, y)| TriangleMarker::new((x, y), 6, RED.filled()));
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart.draw_series(LineSeries::new(
+            vec![(t_lo - 50.0, 2.0), (t_hi + 50.0, 2.0)],
+            BLACK.mix(0.3),
+        ))?;
+        chart.draw_series(LineSeries::new(
+            vec![(t_lo - 50.0, -2.0), (t_hi + 50.0, -2.0)],
+            BLACK.mix(0.3),
+        ))?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .filter_map(|p| p.1.map(|e| Circle::new((p.0, e), 6, BLUE.filled()))),
+            )?
+            .label("original")
+            .legend(|(x, y)| Circle::new((x, y), 5, BLUE.filled()));
+        chart
+            .draw_series(
+                pts.iter()
+                    .filter_map(|p| p.2.map(|e| TriangleMarker::new((p.0, e), 7, RED.filled()))),
+            )?
+            .label("condensed")
+            .legend(|(x, y)| TriangleMarker::new((x, y), 6, RED.filled()));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
     })
 }

@@ -32,7 +32,12 @@ pub fn one_step(surrogate: &Surrogate, prepared: &Prepared) -> Result<OneStep> {
     let err = (&pred - &prepared.test_out).mapv(f64::abs);
     let mae = err.mean_axis(Axis(0)).expect("rows");
     let (mut rel, mut count) = (0.0, 0usize);
-    for ((p, t), s) in pred.column(0).iter().zip(prepared.test_out.column(0)).zip(prepared.test_in.column(0)) {
+    for ((p, t), s) in pred
+        .column(0)
+        .iter()
+        .zip(prepared.test_out.column(0))
+        .zip(prepared.test_in.column(0))
+    {
         let true_inc = t - s;
         if true_inc.abs() > 1e-3 {
             rel += ((p - s) - true_inc).abs() / true_inc.abs();
@@ -42,7 +47,12 @@ pub fn one_step(surrogate: &Surrogate, prepared: &Prepared) -> Result<OneStep> {
     Ok(OneStep {
         test_l1,
         temperature_mae_k: mae[0],
-        species_mae: surrogate.species.iter().cloned().zip(mae.iter().skip(2).copied()).collect(),
+        species_mae: surrogate
+            .species
+            .iter()
+            .cloned()
+            .zip(mae.iter().skip(2).copied())
+            .collect(),
         temperature_increment_relative_error: rel / count.max(1) as f64,
     })
 }
@@ -74,7 +84,10 @@ pub fn delay_from_series(temperature: &[f64], dt: f64) -> Option<f64> {
         return None;
     }
     let rate: Vec<f64> = temperature.windows(2).map(|w| (w[1] - w[0]) / dt).collect();
-    let (i, _) = rate.iter().enumerate().fold((0, f64::NEG_INFINITY), |a, (i, r)| if *r > a.1 { (i, *r) } else { a });
+    let (i, _) = rate
+        .iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |a, (i, r)| if *r > a.1 { (i, *r) } else { a });
     // Rate i sits at the midpoint (i + 0.5) dt.
     let centre = (i as f64 + 0.5) * dt;
     if i == 0 || i + 1 >= rate.len() {
@@ -113,11 +126,34 @@ pub struct IgnitionCase {
 /// Runs the integrator and each surrogate from fuel/air at `(t0, phi, p)` for `steps` steps
 /// of the surrogates' dt.
 #[allow(clippy::too_many_arguments)]
-pub fn ignition_case(mech: &Mechanism, fuel: &str, oxidizer: &str, t0: f64, phi: f64, p: f64, steps: usize, surrogates: &[&Surrogate]) -> Result<IgnitionCase> {
+pub fn ignition_case(
+    mech: &Mechanism,
+    fuel: &str,
+    oxidizer: &str,
+    t0: f64,
+    phi: f64,
+    p: f64,
+    steps: usize,
+    surrogates: &[&Surrogate],
+) -> Result<IgnitionCase> {
     let y0 = premixed(mech, fuel, oxidizer, phi)?;
     let dt = surrogates.first().map(|s| s.norm.dt).unwrap_or(1e-6);
     let end = steps as f64 * dt;
-    let ig = ignite(mech, t0, p, &y0, &IgnitionOptions { end_time: end * 1.5, stop_after_ignition: false, config: BdfConfig { rtol: 1e-10, atol: 1e-16, ..Default::default() } })?;
+    let ig = ignite(
+        mech,
+        t0,
+        p,
+        &y0,
+        &IgnitionOptions {
+            end_time: end * 1.5,
+            stop_after_ignition: false,
+            config: BdfConfig {
+                rtol: 1e-10,
+                atol: 1e-16,
+                ..Default::default()
+            },
+        },
+    )?;
     // Integrator states resampled at the surrogate's times (nearest internal step at or before).
     let times: Vec<f64> = (0..=steps).map(|i| i as f64 * dt).collect();
     let ns = mech.n_species();
@@ -151,5 +187,14 @@ pub fn ignition_case(mech: &Mechanism, fuel: &str, oxidizer: &str, t0: f64, phi:
         delays.push(delay_from_series(&r.column(0).to_vec(), dt));
         runs.push(r);
     }
-    Ok(IgnitionCase { t0, phi, p, delay_integrator: ig.ignition_delay, delay_surrogates: delays, times, integrator: integ, surrogates: runs })
+    Ok(IgnitionCase {
+        t0,
+        phi,
+        p,
+        delay_integrator: ig.ignition_delay,
+        delay_surrogates: delays,
+        times,
+        integrator: integ,
+        surrogates: runs,
+    })
 }

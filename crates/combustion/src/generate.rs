@@ -417,9 +417,9 @@ fn trajectory(mech: &Mechanism, config: &GenerateConfig, index: usize) -> Result
                 let mut o = Vec::with_capacity(row.len());
                 o.push(next.temperature);
                 o.push(next.pressure);
-                // Tiny negative mass fractions from the integrator are clipped, then renormalized.
-                let sum: f64 = next.mass_fractions.iter().map(|v| v.max(0.0)).sum();
-                o.extend(next.mass_fractions.iter().map(|v| v.max(0.0) / sum));
+                // Tiny negative mass fractions from the integrator are clipped; no
+                // renormalization, so species the chemistry leaves alone stay exactly equal.
+                o.extend(next.mass_fractions.iter().map(|v| v.max(0.0)));
                 out.rows_in.push(row);
                 out.rows_out.push(o);
                 out.phases.push(ph);

@@ -15,8 +15,8 @@ struct ReadmeDoctests;
 
 pub mod dataset;
 pub mod error;
-pub mod generate;
 pub mod evaluate;
+pub mod generate;
 pub mod pipeline;
 pub mod surrogate;
 pub mod train;

@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use condense::{AutoCriterion, AutomaticOptions, CondenseOptions, Init, LayerRule, ManualStep, Mlp, Reference, RefitOptions, ReductionReport, Strategy, TrainConfig, TrainHistory};
+use condense::{
+    AutoCriterion, AutomaticOptions, CondenseOptions, Init, LayerRule, ManualStep, Mlp, ReductionReport, Reference,
+    RefitOptions, Strategy, TrainConfig, TrainHistory,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::ReactionDataset;
@@ -70,17 +73,56 @@ impl RunConfig {
                 generate.trajectories = 96;
                 generate.samples_per_trajectory = 100;
                 generate.seed = seed;
-                let train = TrainConfig { epochs: 150, batch_size: 512, learning_rate: 2e-3, final_lr_fraction: 0.01, loss: condense::LossKind::L1, seed, ..Default::default() };
+                let train = TrainConfig {
+                    epochs: 150,
+                    batch_size: 512,
+                    learning_rate: 2e-3,
+                    final_lr_fraction: 0.01,
+                    loss: condense::LossKind::L1,
+                    seed,
+                    ..Default::default()
+                };
                 RunConfig {
                     name: "quick".into(),
                     profile,
                     mechanism: "embedded".into(),
                     generate,
-                    surrogate: SurrogateConfig { hidden: vec![640, 320, 160], activation: condense::Activation::Gelu, init: Init::Default, lambda: 0.1, valid_fraction: 0.1, test_fraction: 0.1, train, seed },
+                    surrogate: SurrogateConfig {
+                        hidden: vec![640, 320, 160],
+                        activation: condense::Activation::Gelu,
+                        init: Init::Default,
+                        lambda: 0.1,
+                        valid_fraction: 0.1,
+                        test_fraction: 0.1,
+                        train,
+                        seed,
+                    },
                     patience: Some(40),
-                    retrain: TrainConfig { epochs: 20, batch_size: 512, learning_rate: 5e-4, final_lr_fraction: 0.02, loss: condense::LossKind::L1, seed: seed + 1, ..Default::default() },
-                    strategy: AutomaticOptions { criterion: AutoCriterion::WidthFraction, initial_step: 0.4, min_step: 0.05, max_step: 0.8, growth: 1.5, tolerance: 0.05, max_rounds: 6, reference: Reference::Original, min_width: 8, target_ratio: Some(0.3) },
-                    condense: CondenseOptions { refit: Some(RefitOptions::default()), ..Default::default() },
+                    retrain: TrainConfig {
+                        epochs: 60,
+                        batch_size: 512,
+                        learning_rate: 1e-3,
+                        final_lr_fraction: 0.01,
+                        loss: condense::LossKind::L1,
+                        seed: seed + 1,
+                        ..Default::default()
+                    },
+                    strategy: AutomaticOptions {
+                        criterion: AutoCriterion::WidthFraction,
+                        initial_step: 0.4,
+                        min_step: 0.05,
+                        max_step: 0.8,
+                        growth: 1.5,
+                        tolerance: 0.05,
+                        max_rounds: 6,
+                        reference: Reference::Original,
+                        min_width: 8,
+                        target_ratio: Some(0.3),
+                    },
+                    condense: CondenseOptions {
+                        refit: Some(RefitOptions::default()),
+                        ..Default::default()
+                    },
                     calibration_rows: 4096,
                     ignition_t0: vec![1000.0, 1100.0, 1200.0],
                     ignition_horizon: 2.5,
@@ -93,17 +135,56 @@ impl RunConfig {
                 generate.samples_per_trajectory = 100;
                 generate.temperature_range = (1400.0, 1800.0);
                 generate.seed = seed;
-                let train = TrainConfig { epochs: 40, batch_size: 1024, learning_rate: 1e-3, final_lr_fraction: 0.02, loss: condense::LossKind::L1, seed, ..Default::default() };
+                let train = TrainConfig {
+                    epochs: 40,
+                    batch_size: 1024,
+                    learning_rate: 1e-3,
+                    final_lr_fraction: 0.02,
+                    loss: condense::LossKind::L1,
+                    seed,
+                    ..Default::default()
+                };
                 RunConfig {
                     name: "paper".into(),
                     profile,
                     mechanism: "data/mechanisms/drm19.yaml".into(),
                     generate,
-                    surrogate: SurrogateConfig { hidden: vec![3200, 1600, 800, 400], activation: condense::Activation::Gelu, init: Init::Default, lambda: 0.1, valid_fraction: 0.05, test_fraction: 0.05, train, seed },
+                    surrogate: SurrogateConfig {
+                        hidden: vec![3200, 1600, 800, 400],
+                        activation: condense::Activation::Gelu,
+                        init: Init::Default,
+                        lambda: 0.1,
+                        valid_fraction: 0.05,
+                        test_fraction: 0.05,
+                        train,
+                        seed,
+                    },
                     patience: Some(10),
-                    retrain: TrainConfig { epochs: 2, batch_size: 1024, learning_rate: 3e-4, final_lr_fraction: 0.05, loss: condense::LossKind::L1, seed: seed + 1, ..Default::default() },
-                    strategy: AutomaticOptions { criterion: AutoCriterion::WidthFraction, initial_step: 0.5, min_step: 0.1, max_step: 0.8, growth: 1.5, tolerance: 0.05, max_rounds: 3, reference: Reference::Original, min_width: 16, target_ratio: Some(0.3) },
-                    condense: CondenseOptions { refit: Some(RefitOptions::default()), ..Default::default() },
+                    retrain: TrainConfig {
+                        epochs: 2,
+                        batch_size: 1024,
+                        learning_rate: 3e-4,
+                        final_lr_fraction: 0.05,
+                        loss: condense::LossKind::L1,
+                        seed: seed + 1,
+                        ..Default::default()
+                    },
+                    strategy: AutomaticOptions {
+                        criterion: AutoCriterion::WidthFraction,
+                        initial_step: 0.5,
+                        min_step: 0.1,
+                        max_step: 0.8,
+                        growth: 1.5,
+                        tolerance: 0.05,
+                        max_rounds: 3,
+                        reference: Reference::Original,
+                        min_width: 16,
+                        target_ratio: Some(0.3),
+                    },
+                    condense: CondenseOptions {
+                        refit: Some(RefitOptions::default()),
+                        ..Default::default()
+                    },
                     calibration_rows: 8192,
                     ignition_t0: vec![1500.0, 1650.0],
                     ignition_horizon: 2.5,
@@ -232,17 +313,37 @@ pub struct RunArtifacts {
 }
 
 /// Runs (or continues) the whole experiment.
-pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_steps: Option<usize>, obs: &mut dyn Observer) -> Result<Option<RunArtifacts>> {
-    std::fs::create_dir_all(&paths.dir).map_err(|source| CombustionError::Io { path: paths.dir.display().to_string(), source })?;
+pub fn run(
+    config: &RunConfig,
+    paths: &RunPaths,
+    git_revision: &str,
+    max_train_steps: Option<usize>,
+    obs: &mut dyn Observer,
+) -> Result<Option<RunArtifacts>> {
+    std::fs::create_dir_all(&paths.dir).map_err(|source| CombustionError::Io {
+        path: paths.dir.display().to_string(),
+        source,
+    })?;
     let mech = Mechanism::load(&config.mechanism)?;
-    let mech_name = if config.mechanism == "embedded" { "embedded:h2o2".to_string() } else { Path::new(&config.mechanism).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default() };
+    let mech_name = if config.mechanism == "embedded" {
+        "embedded:h2o2".to_string()
+    } else {
+        Path::new(&config.mechanism)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let mut wall = BTreeMap::new();
 
     // 1. Data.
     let mut gen_summary: Option<GenerateSummary> = None;
     let data = match ReactionDataset::read(&paths.data(), Some(&mech)) {
         Ok(d) if d.info.config == serde_json::to_string(&config.generate).expect("config") => {
-            obs.note(&format!("reusing {} ({} labeled states)", paths.data().display(), d.len()));
+            obs.note(&format!(
+                "reusing {} ({} labeled states)",
+                paths.data().display(),
+                d.len()
+            ));
             d
         }
         _ => {
@@ -253,7 +354,10 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
             })?;
             d.write(&paths.data())?;
             wall.insert("generate".into(), t.elapsed().as_secs_f64());
-            obs.note(&format!("generated {} labeled states in {:.1} s ({:.0}/s)", summary.labeled, summary.wall_time_s, summary.states_per_second));
+            obs.note(&format!(
+                "generated {} labeled states in {:.1} s ({:.0}/s)",
+                summary.labeled, summary.wall_time_s, summary.states_per_second
+            ));
             gen_summary = Some(summary);
             d
         }
@@ -264,18 +368,35 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
     let original = match Surrogate::load(&paths.original(), Some(&mech)) {
         Ok((s, prov)) if prov.get("config") == Some(&serde_json::to_value(&config.surrogate).expect("config")) => {
             obs.note(&format!("reusing {}", paths.original().display()));
-            (s, prov.get("history").cloned().and_then(|h| serde_json::from_value(h).ok()).unwrap_or_default())
+            (
+                s,
+                prov.get("history")
+                    .cloned()
+                    .and_then(|h| serde_json::from_value(h).ok())
+                    .unwrap_or_default(),
+            )
         }
         _ => {
             let steps_per_epoch = prepared.train.len().div_ceil(config.surrogate.train.batch_size);
             obs.stage("train", steps_per_epoch * config.surrogate.train.epochs);
             let t = std::time::Instant::now();
-            let ck = Checkpointing { path: Some(paths.checkpoint()), every: 200, resume: true, max_steps: max_train_steps };
-            let (s, history) = train_surrogate(&data, &prepared, &config.surrogate, &ck, config.patience, &mut |p| obs.progress(p.step, &format!("epoch {} loss {:.4e}", p.epoch + 1, p.loss)))?;
+            let ck = Checkpointing {
+                path: Some(paths.checkpoint()),
+                every: 200,
+                resume: true,
+                max_steps: max_train_steps,
+            };
+            let (s, history) = train_surrogate(&data, &prepared, &config.surrogate, &ck, config.patience, &mut |p| {
+                obs.progress(p.step, &format!("epoch {} loss {:.4e}", p.epoch + 1, p.loss))
+            })?;
             wall.insert("train".into(), t.elapsed().as_secs_f64());
             let finished = history.train_loss.len() >= config.surrogate.train.epochs || history.stopped_early;
             if !finished {
-                obs.note(&format!("training stopped after {} epochs (step limit); run again to resume from {}", history.train_loss.len(), paths.checkpoint().display()));
+                obs.note(&format!(
+                    "training stopped after {} epochs (step limit); run again to resume from {}",
+                    history.train_loss.len(),
+                    paths.checkpoint().display()
+                ));
                 return Ok(None);
             }
             let prov = condense::training::provenance(&[
@@ -292,16 +413,43 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
 
     // 3. Condensation.
     let calib = prepared.train.head(config.calibration_rows)?;
-    let mut retrainer = SurrogateRetrainer { prepared: &prepared, config: config.retrain.clone(), count: 0 };
+    let mut retrainer = SurrogateRetrainer {
+        prepared: &prepared,
+        config: config.retrain.clone(),
+        count: 0,
+    };
     obs.stage("condense", config.strategy.max_rounds);
     let t = std::time::Instant::now();
     let strategy = Strategy::Automatic(config.strategy.clone());
-    let (reduced, reduction) = condense::run(&original.mlp, &strategy, &config.condense, &mut retrainer, Some(calib.x()), &mut |r| {
-        obs.progress(r.round, &format!("{} -> {} params, val L1 {:.4e} ({})", r.action, r.parameters_after, r.loss_after_retrain, if r.accepted { "kept" } else { "undone" }));
-    })?;
+    let (reduced, reduction) = condense::run(
+        &original.mlp,
+        &strategy,
+        &config.condense,
+        &mut retrainer,
+        Some(calib.x()),
+        &mut |r| {
+            obs.progress(
+                r.round,
+                &format!(
+                    "{} -> {} params, val L1 {:.4e} ({})",
+                    r.action,
+                    r.parameters_after,
+                    r.loss_after_retrain,
+                    if r.accepted { "kept" } else { "undone" }
+                ),
+            );
+        },
+    )?;
     wall.insert("condense".into(), t.elapsed().as_secs_f64());
-    let condensed = Surrogate { mlp: reduced, ..original.clone() };
-    let prov = condense::training::provenance(&[("reduction", serde_json::to_value(&reduction).expect("report")), ("seed", serde_json::json!(config.surrogate.seed)), ("git_revision", serde_json::json!(git_revision))]);
+    let condensed = Surrogate {
+        mlp: reduced,
+        ..original.clone()
+    };
+    let prov = condense::training::provenance(&[
+        ("reduction", serde_json::to_value(&reduction).expect("report")),
+        ("seed", serde_json::json!(config.surrogate.seed)),
+        ("git_revision", serde_json::json!(git_revision)),
+    ]);
     condensed.save(&paths.condensed(), prov)?;
     let accepted = reduction.rounds.iter().filter(|r| r.accepted).count().max(1);
 
@@ -311,27 +459,83 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
         obs.stage("baselines", 4);
         let t = std::time::Instant::now();
         let widths = condensed.mlp.hidden_widths();
-        let budget = TrainConfig { epochs: config.retrain.epochs * accepted, ..config.retrain.clone() };
-        let mut same = SurrogateRetrainer { prepared: &prepared, config: budget.clone(), count: 0 };
-        let one_shot = |rules: Vec<LayerRule>| Strategy::Manual { steps: vec![ManualStep { rules, retrain: true }] };
+        let budget = TrainConfig {
+            epochs: config.retrain.epochs * accepted,
+            ..config.retrain.clone()
+        };
+        let mut same = SurrogateRetrainer {
+            prepared: &prepared,
+            config: budget.clone(),
+            count: 0,
+        };
+        let one_shot = |rules: Vec<LayerRule>| Strategy::Manual {
+            steps: vec![ManualStep { rules, retrain: true }],
+        };
         let merge_rules: Vec<LayerRule> = widths.iter().map(|&width| LayerRule::Width { width }).collect();
         let prune_rules: Vec<LayerRule> = widths.iter().map(|&width| LayerRule::Prune { width }).collect();
         let variants: Vec<(&str, Vec<LayerRule>, CondenseOptions, bool)> = vec![
-            ("condensation, paper rule (sum), retrained", merge_rules.clone(), CondenseOptions::default(), true),
-            ("condensation + least-squares refit, retrained", merge_rules.clone(), CondenseOptions { refit: Some(RefitOptions::default()), ..Default::default() }, true),
-            ("magnitude pruning, retrained", prune_rules, CondenseOptions::default(), true),
-            ("condensation, paper rule, no retraining", merge_rules.clone(), CondenseOptions::default(), false),
-            ("condensation + least-squares refit, no retraining", merge_rules, CondenseOptions { refit: Some(RefitOptions::default()), ..Default::default() }, false),
+            (
+                "condensation, paper rule (sum), retrained",
+                merge_rules.clone(),
+                CondenseOptions::default(),
+                true,
+            ),
+            (
+                "condensation + least-squares refit, retrained",
+                merge_rules.clone(),
+                CondenseOptions {
+                    refit: Some(RefitOptions::default()),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                "magnitude pruning, retrained",
+                prune_rules,
+                CondenseOptions::default(),
+                true,
+            ),
+            (
+                "condensation, paper rule, no retraining",
+                merge_rules.clone(),
+                CondenseOptions::default(),
+                false,
+            ),
+            (
+                "condensation + least-squares refit, no retraining",
+                merge_rules,
+                CondenseOptions {
+                    refit: Some(RefitOptions::default()),
+                    ..Default::default()
+                },
+                false,
+            ),
         ];
         for (i, (name, rules, opts, retrain)) in variants.into_iter().enumerate() {
-            let strategy = if retrain { one_shot(rules) } else { Strategy::Manual { steps: vec![ManualStep { rules, retrain: false }] } };
+            let strategy = if retrain {
+                one_shot(rules)
+            } else {
+                Strategy::Manual {
+                    steps: vec![ManualStep { rules, retrain: false }],
+                }
+            };
             let (m, _) = condense::run(&original.mlp, &strategy, &opts, &mut same, Some(calib.x()), &mut |_| {})?;
             comparison.push(variant(name, &m, &prepared, if retrain { budget.epochs } else { 0 })?);
             obs.progress(i + 1, name);
         }
         let control = condense::Retrainer::retrain(&mut same, &original.mlp, 1)?;
-        comparison.push(variant("control: original, same retraining", &control, &prepared, budget.epochs)?);
-        comparison.push(variant("condensed (automatic, main result)", &condensed.mlp, &prepared, config.retrain.epochs * reduction.rounds.len())?);
+        comparison.push(variant(
+            "control: original, same retraining",
+            &control,
+            &prepared,
+            budget.epochs,
+        )?);
+        comparison.push(variant(
+            "condensed (automatic, main result)",
+            &condensed.mlp,
+            &prepared,
+            config.retrain.epochs * reduction.rounds.len(),
+        )?);
         wall.insert("baselines".into(), t.elapsed().as_secs_f64());
     }
 
@@ -340,7 +544,12 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
     let t = std::time::Instant::now();
     let summary = |s: &Surrogate| -> Result<ModelSummary> {
         let os = one_step(s, &prepared)?;
-        Ok(ModelSummary { parameters: s.mlp.parameter_count(), widths: s.mlp.widths(), test_l1: os.test_l1, one_step_mae: os })
+        Ok(ModelSummary {
+            parameters: s.mlp.parameter_count(),
+            widths: s.mlp.widths(),
+            test_l1: os.test_l1,
+            one_step_mae: os,
+        })
     };
     let (orig_sum, cond_sum) = (summary(&original)?, summary(&condensed)?);
     let mut ignitions = Vec::new();
@@ -349,8 +558,18 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
         // Size the rollout from the integrator's delay.
         let y0 = kinetics::composition::premixed(&mech, &config.generate.fuel, &config.generate.oxidizer, 1.0)?;
         let probe = kinetics::advance::ignite(&mech, t0, ONE_ATM, &y0, &Default::default())?;
-        let steps = ((config.ignition_horizon * probe.ignition_delay / data.info.dt_s).ceil() as usize).clamp(100, 50_000);
-        let case = ignition_case(&mech, &config.generate.fuel, &config.generate.oxidizer, t0, 1.0, ONE_ATM, steps, &[&original, &condensed])?;
+        let steps =
+            ((config.ignition_horizon * probe.ignition_delay / data.info.dt_s).ceil() as usize).clamp(100, 50_000);
+        let case = ignition_case(
+            &mech,
+            &config.generate.fuel,
+            &config.generate.oxidizer,
+            t0,
+            1.0,
+            ONE_ATM,
+            steps,
+            &[&original, &condensed],
+        )?;
         let rel = |d: Option<f64>| d.map(|d| (d - case.delay_integrator) / case.delay_integrator);
         ignition_json.push(serde_json::json!({
             "T0_K": t0, "phi": 1.0, "P_Pa": ONE_ATM, "steps": steps,
@@ -364,7 +583,9 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
     wall.insert("evaluate".into(), t.elapsed().as_secs_f64());
     let dataset = match gen_summary {
         Some(s) => serde_json::to_value(&s).expect("summary"),
-        None => serde_json::json!({"labeled": data.len(), "train_rows": prepared.split.train.len(), "valid_rows": prepared.split.valid.len(), "test_rows": prepared.split.test.len()}),
+        None => {
+            serde_json::json!({"labeled": data.len(), "train_rows": prepared.split.train.len(), "valid_rows": prepared.split.valid.len(), "test_rows": prepared.split.test.len()})
+        }
     };
     let report = RunReport {
         mechanism: mech_name,
@@ -384,9 +605,20 @@ pub fn run(config: &RunConfig, paths: &RunPaths, git_revision: &str, max_train_s
     };
     let text = serde_json::to_string_pretty(&report).expect("report");
     condense::mlp::write_atomic(&paths.report(), text.as_bytes())?;
-    Ok(Some(RunArtifacts { report, ignitions, original, condensed, prepared }))
+    Ok(Some(RunArtifacts {
+        report,
+        ignitions,
+        original,
+        condensed,
+        prepared,
+    }))
 }
 
 fn variant(name: &str, m: &Mlp, prepared: &Prepared, epochs: usize) -> Result<Variant> {
-    Ok(Variant { name: name.into(), parameters: m.parameter_count(), test_l1: condense::evaluate(m, &prepared.test, condense::LossKind::L1)?, retrain_epochs: epochs })
+    Ok(Variant {
+        name: name.into(),
+        parameters: m.parameter_count(),
+        test_l1: condense::evaluate(m, &prepared.test, condense::LossKind::L1)?,
+        retrain_epochs: epochs,
+    })
 }

@@ -64,7 +64,14 @@ impl Normalization {
     /// Fits the statistics on training states and their successors.
     pub fn fit(state_in: ArrayView2<f64>, state_out: ArrayView2<f64>, lambda: f64, dt: f64) -> Result<Self> {
         if state_in.nrows() < 2 || state_in.dim() != state_out.dim() {
-            return Err(CombustionError::Option { name: "training data", message: format!("need at least 2 rows of equal shape, got {:?} and {:?}", state_in.dim(), state_out.dim()) });
+            return Err(CombustionError::Option {
+                name: "training data",
+                message: format!(
+                    "need at least 2 rows of equal shape, got {:?} and {:?}",
+                    state_in.dim(),
+                    state_out.dim()
+                ),
+            });
         }
         let x = transform_inputs(state_in, lambda);
         let y = raw_labels(state_in, state_out, lambda, dt);
@@ -73,7 +80,15 @@ impl Normalization {
         let frozen: Vec<bool> = ls.iter().map(|s| *s == 0.0).collect();
         let fix = |v: Vec<f64>| v.into_iter().map(|s| if s > 0.0 { s } else { 1.0 }).collect::<Vec<_>>();
         let lm = lm.iter().zip(&frozen).map(|(m, f)| if *f { 0.0 } else { *m }).collect();
-        Ok(Normalization { lambda, dt, input_mean: im, input_std: fix(is), label_mean: lm, label_std: fix(ls), frozen })
+        Ok(Normalization {
+            lambda,
+            dt,
+            input_mean: im,
+            input_std: fix(is),
+            label_mean: lm,
+            label_std: fix(ls),
+            frozen,
+        })
     }
 
     /// Network inputs (z-scored `[T, p, BC(Y)]`) as `f32`.
@@ -92,7 +107,11 @@ impl Normalization {
         let mut y = raw_labels(state_in, state_out, self.lambda, self.dt);
         for mut row in y.rows_mut() {
             for (j, v) in row.iter_mut().enumerate() {
-                *v = if self.frozen[j] { 0.0 } else { (*v - self.label_mean[j]) / self.label_std[j] };
+                *v = if self.frozen[j] {
+                    0.0
+                } else {
+                    (*v - self.label_mean[j]) / self.label_std[j]
+                };
             }
         }
         y.mapv(|v| v as f32)
@@ -108,7 +127,11 @@ impl Normalization {
                     continue;
                 }
                 let rate = out[j] as f64 * self.label_std[j] + self.label_mean[j];
-                row[j] = if j < 2 { row[j] + rate * self.dt } else { inv_box_cox(box_cox(row[j], lambda) + rate * self.dt, lambda) };
+                row[j] = if j < 2 {
+                    row[j] + rate * self.dt
+                } else {
+                    inv_box_cox(box_cox(row[j], lambda) + rate * self.dt, lambda)
+                };
             }
             // Clip, then rescale the moving species so that all mass fractions sum to 1.
             let (mut moving, mut fixed) = (0.0, 0.0);
@@ -180,16 +203,25 @@ impl Surrogate {
     pub fn step(&self, states: ArrayView2<f64>) -> Result<Array2<f64>> {
         let x = self.norm.inputs(states);
         let (n, w) = x.dim();
-        let t = Tensor::from_vec(x.into_raw_vec_and_offset().0, (n, w), self.mlp.device()).map_err(condense::CondenseError::from)?;
+        let t = Tensor::from_vec(x.into_raw_vec_and_offset().0, (n, w), self.mlp.device())
+            .map_err(condense::CondenseError::from)?;
         let out = self.mlp.forward(&t).map_err(condense::CondenseError::from)?;
-        let v: Vec<f32> = out.flatten_all().and_then(|t| t.to_vec1()).map_err(condense::CondenseError::from)?;
+        let v: Vec<f32> = out
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .map_err(condense::CondenseError::from)?;
         let out = Array2::from_shape_vec((n, w), v).expect("output shape");
         Ok(self.norm.advance(states, out.view()))
     }
 
     /// Saves as `stem.safetensors` + `stem.json`; `provenance` adds seed, git revision, etc.
     pub fn save(&self, stem: &Path, mut provenance: BTreeMap<String, serde_json::Value>) -> Result<()> {
-        let meta = SurrogateMeta { mechanism: self.mechanism.clone(), species: self.species.clone(), operator: self.operator, normalization: self.norm.clone() };
+        let meta = SurrogateMeta {
+            mechanism: self.mechanism.clone(),
+            species: self.species.clone(),
+            operator: self.operator,
+            normalization: self.norm.clone(),
+        };
         provenance.insert("surrogate".into(), serde_json::to_value(&meta).expect("serializable"));
         self.mlp.save(stem, provenance).map_err(CombustionError::from)
     }
@@ -203,17 +235,46 @@ impl Surrogate {
             .get("surrogate")
             .cloned()
             .ok_or_else(|| crate::error::layout(&json, "provenance.surrogate", "missing: not a surrogate model file"))
-            .and_then(|v| serde_json::from_value(v).map_err(|e| crate::error::layout(&json, "provenance.surrogate", e.to_string())))?;
+            .and_then(|v| {
+                serde_json::from_value(v)
+                    .map_err(|e| crate::error::layout(&json, "provenance.surrogate", e.to_string()))
+            })?;
         let width = 2 + meta.species.len();
         if mlp.widths()[0] != width || *mlp.widths().last().expect("layers") != width {
-            return Err(crate::error::layout(&json, "widths", format!("network widths {:?} do not fit {} species", mlp.widths(), meta.species.len())));
+            return Err(crate::error::layout(
+                &json,
+                "widths",
+                format!(
+                    "network widths {:?} do not fit {} species",
+                    mlp.widths(),
+                    meta.species.len()
+                ),
+            ));
         }
         if let Some(m) = mechanism {
             if m.species_names() != meta.species {
-                return Err(crate::error::layout(&json, "provenance.surrogate.species", format!("species {:?} do not match the mechanism '{}' ({:?})", meta.species, m.source, m.species_names())));
+                return Err(crate::error::layout(
+                    &json,
+                    "provenance.surrogate.species",
+                    format!(
+                        "species {:?} do not match the mechanism '{}' ({:?})",
+                        meta.species,
+                        m.source,
+                        m.species_names()
+                    ),
+                ));
             }
         }
-        Ok((Surrogate { mlp, norm: meta.normalization, mechanism: meta.mechanism, species: meta.species, operator: meta.operator }, spec.provenance))
+        Ok((
+            Surrogate {
+                mlp,
+                norm: meta.normalization,
+                mechanism: meta.mechanism,
+                species: meta.species,
+                operator: meta.operator,
+            },
+            spec.provenance,
+        ))
     }
 }
 

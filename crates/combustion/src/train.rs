@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
-use condense::{evaluate, train_with, Activation, Init, LossKind, Mlp, Regression, Retrainer, StepProgress, TrainConfig, TrainHistory, TrainOptions};
+use condense::{
+    evaluate, train_with, Activation, Init, LossKind, Mlp, Regression, Retrainer, StepProgress, TrainConfig,
+    TrainHistory, TrainOptions,
+};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -63,7 +66,10 @@ pub fn split_by_trajectory(trajectory: &[i64], valid_fraction: f64, test_fractio
     ids.sort_unstable();
     ids.dedup();
     if ids.len() < 3 {
-        return Err(CombustionError::Option { name: "split", message: format!("need at least 3 trajectories to split by trajectory, got {}", ids.len()) });
+        return Err(CombustionError::Option {
+            name: "split",
+            message: format!("need at least 3 trajectories to split by trajectory, got {}", ids.len()),
+        });
     }
     ids.shuffle(&mut StdRng::seed_from_u64(seed));
     let n = ids.len();
@@ -71,7 +77,11 @@ pub fn split_by_trajectory(trajectory: &[i64], valid_fraction: f64, test_fractio
     let n_valid = ((n as f64 * valid_fraction).round() as usize).clamp(1, n - 1 - n_test);
     let test: std::collections::HashSet<i64> = ids[..n_test].iter().copied().collect();
     let valid: std::collections::HashSet<i64> = ids[n_test..n_test + n_valid].iter().copied().collect();
-    let mut split = Split { train: vec![], valid: vec![], test: vec![] };
+    let mut split = Split {
+        train: vec![],
+        valid: vec![],
+        test: vec![],
+    };
     for (row, id) in trajectory.iter().enumerate() {
         if test.contains(id) {
             split.test.push(row);
@@ -108,14 +118,20 @@ fn to_regression(norm: &Normalization, a: ArrayView2<f64>, b: ArrayView2<f64>) -
     let y = norm.labels(a, b);
     let tensor = |m: Array2<f32>| -> Result<Tensor> {
         let (r, c) = m.dim();
-        Ok(Tensor::from_vec(m.into_raw_vec_and_offset().0, (r, c), &Device::Cpu).map_err(condense::CondenseError::from)?)
+        Ok(Tensor::from_vec(m.into_raw_vec_and_offset().0, (r, c), &Device::Cpu)
+            .map_err(condense::CondenseError::from)?)
     };
     Ok(Regression::new(tensor(x)?, tensor(y)?)?)
 }
 
 /// Splits by trajectory and normalizes with training-split statistics.
 pub fn prepare(data: &ReactionDataset, config: &SurrogateConfig) -> Result<Prepared> {
-    let split = split_by_trajectory(&data.trajectory, config.valid_fraction, config.test_fraction, config.seed)?;
+    let split = split_by_trajectory(
+        &data.trajectory,
+        config.valid_fraction,
+        config.test_fraction,
+        config.seed,
+    )?;
     let rows = |r: &[usize]| (data.state_in.select(Axis(0), r), data.state_out.select(Axis(0), r));
     let (tr_in, tr_out) = rows(&split.train);
     let (va_in, va_out) = rows(&split.valid);
@@ -155,7 +171,13 @@ pub fn train_surrogate(
     on_step: &mut dyn FnMut(StepProgress),
 ) -> Result<(Surrogate, TrainHistory)> {
     let ns = data.species.len();
-    let init = Mlp::init(&config.widths(ns), config.activation, config.init, config.seed, &Device::Cpu)?;
+    let init = Mlp::init(
+        &config.widths(ns),
+        config.activation,
+        config.init,
+        config.seed,
+        &Device::Cpu,
+    )?;
     let options = TrainOptions {
         valid: Some(&prepared.valid),
         patience,
@@ -165,7 +187,16 @@ pub fn train_surrogate(
         max_steps: checkpoint.max_steps,
     };
     let (mlp, history) = train_with(&init, &prepared.train, &config.train, &options, on_step)?;
-    Ok((Surrogate { mlp, norm: prepared.norm.clone(), mechanism: data.mechanism.clone(), species: data.species.clone(), operator: data.info.operator }, history))
+    Ok((
+        Surrogate {
+            mlp,
+            norm: prepared.norm.clone(),
+            mechanism: data.mechanism.clone(),
+            species: data.species.clone(),
+            operator: data.info.operator,
+        },
+        history,
+    ))
 }
 
 /// Brief retraining of condensed surrogates (L1, the surrogate's own data), for the
@@ -182,8 +213,18 @@ pub struct SurrogateRetrainer<'a> {
 impl Retrainer for SurrogateRetrainer<'_> {
     fn retrain(&mut self, mlp: &Mlp, round: usize) -> condense::Result<Mlp> {
         self.count += 1;
-        let config = TrainConfig { seed: self.config.seed.wrapping_add(round as u64 * 7919), ..self.config.clone() };
-        Ok(train_with(mlp, &self.prepared.train, &config, &TrainOptions::default(), &mut |_| {})?.0)
+        let config = TrainConfig {
+            seed: self.config.seed.wrapping_add(round as u64 * 7919),
+            ..self.config.clone()
+        };
+        Ok(train_with(
+            mlp,
+            &self.prepared.train,
+            &config,
+            &TrainOptions::default(),
+            &mut |_| {},
+        )?
+        .0)
     }
 
     fn validation_loss(&mut self, mlp: &Mlp) -> condense::Result<f64> {

@@ -521,8 +521,14 @@ fn dropout_mask(shape: &[usize], p: f64, seed: u64, step: usize, layer: usize, d
     Ok(Tensor::from_vec(v, shape, device)?)
 }
 
+/// `PATH.safetensors` and `PATH.json` (the extensions are appended, not substituted).
 fn checkpoint_paths(path: &Path) -> (PathBuf, PathBuf) {
-    (path.with_extension("safetensors"), path.with_extension("json"))
+    let with = |ext: &str| {
+        let mut s = path.as_os_str().to_os_string();
+        s.push(ext);
+        PathBuf::from(s)
+    };
+    (with(".safetensors"), with(".json"))
 }
 
 fn save_checkpoint(path: &Path, mlp: &Mlp, adam: &Adam, ck: &Checkpoint, best: Option<&Mlp>) -> Result<()> {

@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use combustion::pipeline::{self, Observer, Profile, RunConfig, RunPaths};
 use combustion::{generate, inspect, merge, GenerateConfig, ReactionDataset};
 use experiments::figures;
-use indicatif::ProgressBar;
 use experiments::progress::bar;
+use indicatif::ProgressBar;
 use kinetics::{Mechanism, Operator};
 
 #[derive(Parser, Debug)]
@@ -55,6 +55,13 @@ enum Command {
         /// Override the number of trajectories of the profile.
         #[arg(long)]
         trajectories: Option<usize>,
+        /// Small initialization (std = width^-GAMMA) instead of the default, to promote
+        /// condensation.
+        #[arg(long)]
+        init_gamma: Option<f64>,
+        /// Dropout on hidden activations while training the original (promotes condensation).
+        #[arg(long)]
+        dropout: Option<f64>,
     },
     /// Join the shards of one generation run into one file.
     Merge {
@@ -200,7 +207,17 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(args) => run_generate(args),
-        Command::Run { profile, name, results_dir, seed, max_train_steps, epochs, trajectories } => {
+        Command::Run {
+            profile,
+            name,
+            results_dir,
+            seed,
+            max_train_steps,
+            epochs,
+            trajectories,
+            init_gamma,
+            dropout,
+        } => {
             let profile = match profile {
                 ProfileArg::Quick => Profile::Quick,
                 ProfileArg::Paper => Profile::Paper,
@@ -215,10 +232,26 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(t) = trajectories {
                 config.generate.trajectories = t;
             }
+            if let Some(g) = init_gamma {
+                config.surrogate.init = condense::Init::Small { gamma: g };
+            }
+            if let Some(p) = dropout {
+                if !(0.0..1.0).contains(&p) {
+                    bail!("--dropout must lie in [0, 1), got {p}");
+                }
+                config.surrogate.train.dropout = p;
+            }
             let paths = RunPaths::new(&results_dir, &config.name);
             let mut obs = BarObserver { bar: None };
             let started = std::time::Instant::now();
-            let Some(artifacts) = pipeline::run(&config, &paths, &experiments::provenance::git_revision(), max_train_steps, &mut obs)? else {
+            let Some(artifacts) = pipeline::run(
+                &config,
+                &paths,
+                &experiments::provenance::git_revision(),
+                max_train_steps,
+                &mut obs,
+            )?
+            else {
                 return Ok(());
             };
             if let Some(b) = obs.bar.take() {
@@ -236,12 +269,22 @@ fn run(cli: Cli) -> Result<()> {
                 100.0 * (r.condensed.test_l1 / r.original.test_l1 - 1.0)
             );
             for case in &r.ignition {
-                println!("ignition T0 = {} K: integrator {:.4e} s, original {:?}, condensed {:?}", case["T0_K"], case["delay_integrator_s"].as_f64().unwrap_or(f64::NAN), case["relative_error_original"].as_f64(), case["relative_error_condensed"].as_f64());
+                println!(
+                    "ignition T0 = {} K: integrator {:.4e} s, original {:?}, condensed {:?}",
+                    case["T0_K"],
+                    case["delay_integrator_s"].as_f64().unwrap_or(f64::NAN),
+                    case["relative_error_original"].as_f64(),
+                    case["relative_error_condensed"].as_f64()
+                );
             }
             for v in &r.comparison {
                 println!("  {:<52} {:>9} params  test L1 {:.4e}", v.name, v.parameters, v.test_l1);
             }
-            println!("wrote {} and figures in {:.0} s", paths.report().display(), started.elapsed().as_secs_f64());
+            println!(
+                "wrote {} and figures in {:.0} s",
+                paths.report().display(),
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Inspect { file } => {
