@@ -102,3 +102,98 @@ fn generate_shard_merge_inspect() {
     assert!(stderr.contains("LOW <= HIGH"), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn train_condense_evaluate_commands() {
+    let dir = std::env::temp_dir().join(format!("combustion-cli-tce-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("d.h5");
+    let (code, _, stderr) = run(
+        &[
+            "generate",
+            "--output",
+            data.to_str().unwrap(),
+            "--trajectories",
+            "6",
+            "--samples",
+            "8",
+            "--seed",
+            "3",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let model = dir.join("m");
+    let args = [
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        model.to_str().unwrap(),
+        "--hidden",
+        "16,8",
+        "--epochs",
+        "3",
+    ];
+    // Interrupted after 1 step, then resumed by the same command.
+    let mut first: Vec<&str> = args.to_vec();
+    first.extend(["--max-steps", "1"]);
+    let (code, stdout, stderr) = run(&first, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("resume"), "{stdout}");
+    let (code, stdout, stderr) = run(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("saved"), "{stdout}");
+    let cond = dir.join("c");
+    let (code, stdout, stderr) = run(
+        &[
+            "condense",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--output",
+            cond.to_str().unwrap(),
+            "--retrain-epochs",
+            "1",
+            "--max-rounds",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("final"), "{stdout}");
+    let (code, stdout, stderr) = run(
+        &[
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            cond.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--ignition-t0",
+            "1200",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["one_step"].as_array().unwrap().len(), 2);
+    assert!(v["ignition"][0]["delay_integrator_s"].as_f64().unwrap() > 0.0);
+    // A model for another mechanism is refused.
+    let (code, _, stderr) = run(
+        &[
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--mechanism",
+            "data/mechanisms/drm19.yaml",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("species"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -63,6 +63,83 @@ enum Command {
         #[arg(long)]
         dropout: Option<f64>,
     },
+    /// Train a surrogate on a labeled dataset (resumable: rerun the same command after an
+    /// interruption).
+    Train {
+        /// Labeled dataset (from `generate`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output model stem (writes STEM.safetensors and STEM.json; checkpoints STEM.ckpt.*).
+        #[arg(long)]
+        output: PathBuf,
+        /// Mechanism the data was generated with (checks the species order).
+        #[arg(long, default_value = "embedded")]
+        mechanism: String,
+        /// Settings preset (network widths, epochs, learning rate).
+        #[arg(long, value_enum, default_value_t = ProfileArg::Quick)]
+        profile: ProfileArg,
+        /// Hidden widths, overriding the profile (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        hidden: Vec<usize>,
+        /// Epochs, overriding the profile.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Stop after this many steps (resumable).
+        #[arg(long)]
+        max_steps: Option<usize>,
+        /// Start over instead of continuing from an existing checkpoint.
+        #[arg(long)]
+        restart: bool,
+        /// Seed of initialization, split and batch order.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Condense a trained surrogate with retraining rounds, and save the result.
+    Condense {
+        /// The trained model stem.
+        #[arg(long)]
+        model: PathBuf,
+        /// The dataset it was trained on.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output model stem.
+        #[arg(long)]
+        output: PathBuf,
+        /// Mechanism (checks the species order).
+        #[arg(long, default_value = "embedded")]
+        mechanism: String,
+        /// Stop once the parameters are at most this share of the original.
+        #[arg(long, default_value_t = 0.3)]
+        target_ratio: f64,
+        /// Accept a round while validation L1 <= original * (1 + tolerance).
+        #[arg(long, default_value_t = 0.05)]
+        tolerance: f64,
+        /// Retraining epochs per round.
+        #[arg(long, default_value_t = 60)]
+        retrain_epochs: usize,
+        /// Use the paper's pure merge rule (no least-squares refit of the next layer).
+        #[arg(long)]
+        no_refit: bool,
+        /// Most rounds.
+        #[arg(long, default_value_t = 6)]
+        max_rounds: usize,
+    },
+    /// Evaluate surrogates: one-step errors on the test split and ignitions next to the
+    /// integrator (JSON on stdout).
+    Evaluate {
+        /// Model stems (the first is the reference for the split settings).
+        #[arg(long, required = true, num_args = 1..)]
+        model: Vec<PathBuf>,
+        /// The dataset the first model was trained on.
+        #[arg(long)]
+        data: PathBuf,
+        /// Mechanism.
+        #[arg(long, default_value = "embedded")]
+        mechanism: String,
+        /// Initial temperatures of the ignition comparisons [K] (phi 1, 1 atm).
+        #[arg(long, value_delimiter = ',', default_value = "1100,1200")]
+        ignition_t0: Vec<f64>,
+    },
     /// Join the shards of one generation run into one file.
     Merge {
         /// Output file.
@@ -207,6 +284,184 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(args) => run_generate(args),
+        Command::Train {
+            data,
+            output,
+            mechanism,
+            profile,
+            hidden,
+            epochs,
+            max_steps,
+            restart,
+            seed,
+        } => {
+            let mech = Mechanism::load(&mechanism).with_context(|| format!("loading mechanism '{mechanism}'"))?;
+            let data = ReactionDataset::read(&data, Some(&mech))?;
+            let profile = match profile {
+                ProfileArg::Quick => Profile::Quick,
+                ProfileArg::Paper => Profile::Paper,
+            };
+            let mut cfg = RunConfig::profile(profile, seed).surrogate;
+            if !hidden.is_empty() {
+                cfg.hidden = hidden;
+            }
+            if let Some(e) = epochs {
+                cfg.train.epochs = e;
+            }
+            let prepared = combustion::train::prepare(&data, &cfg)?;
+            let ckpt = PathBuf::from(format!("{}.ckpt", output.display()));
+            ensure_parent(&output)?;
+            let total = prepared.train.len().div_ceil(cfg.train.batch_size) * cfg.train.epochs;
+            let pb = bar(total as u64, "training");
+            let checkpointing = combustion::train::Checkpointing {
+                path: Some(ckpt.clone()),
+                every: 200,
+                resume: !restart,
+                max_steps,
+            };
+            let (s, history) =
+                combustion::train::train_surrogate(&data, &prepared, &cfg, &checkpointing, None, &mut |p| {
+                    pb.set_position(p.step as u64);
+                    pb.set_message(format!("epoch {} loss {:.4e}", p.epoch + 1, p.loss));
+                })?;
+            pb.finish_and_clear();
+            if history.train_loss.len() < cfg.train.epochs {
+                println!(
+                    "stopped after {} of {} epochs; run the same command again to resume from {}",
+                    history.train_loss.len(),
+                    cfg.train.epochs,
+                    ckpt.display()
+                );
+                return Ok(());
+            }
+            let prov = condense::training::provenance(&[
+                ("config", serde_json::to_value(&cfg)?),
+                ("history", serde_json::to_value(&history)?),
+                ("seed", serde_json::json!(seed)),
+                (
+                    "git_revision",
+                    serde_json::json!(experiments::provenance::git_revision()),
+                ),
+            ]);
+            s.save(&output, prov)?;
+            let l1 = condense::evaluate(&s.mlp, &prepared.test, condense::LossKind::L1)?;
+            println!(
+                "saved {} ({} parameters), test L1 {l1:.4e}, {:.0} s of training",
+                output.display(),
+                s.mlp.parameter_count(),
+                history.wall_time_s
+            );
+            Ok(())
+        }
+        Command::Condense {
+            model,
+            data,
+            output,
+            mechanism,
+            target_ratio,
+            tolerance,
+            retrain_epochs,
+            no_refit,
+            max_rounds,
+        } => {
+            let mech = Mechanism::load(&mechanism).with_context(|| format!("loading mechanism '{mechanism}'"))?;
+            let data = ReactionDataset::read(&data, Some(&mech))?;
+            let (s, prov) = combustion::Surrogate::load(&model, Some(&mech))?;
+            let cfg: combustion::train::SurrogateConfig = serde_json::from_value(
+                prov.get("config")
+                    .cloned()
+                    .context("the model has no training configuration in its JSON")?,
+            )?;
+            let prepared = combustion::train::prepare(&data, &cfg)?;
+            let mut run = RunConfig::profile(Profile::Quick, cfg.seed);
+            run.retrain.epochs = retrain_epochs;
+            run.strategy.target_ratio = Some(target_ratio);
+            run.strategy.tolerance = tolerance;
+            run.strategy.max_rounds = max_rounds;
+            if no_refit {
+                run.condense.refit = None;
+            }
+            let calib = prepared.train.head(run.calibration_rows)?;
+            let mut retrainer = combustion::train::SurrogateRetrainer {
+                prepared: &prepared,
+                config: run.retrain.clone(),
+                count: 0,
+            };
+            let (reduced, report) = condense::run(
+                &s.mlp,
+                &condense::Strategy::Automatic(run.strategy.clone()),
+                &run.condense,
+                &mut retrainer,
+                Some(calib.x()),
+                &mut |r| {
+                    eprintln!(
+                        "round {}: {} -> {} params, validation L1 {:.4e} ({})",
+                        r.round,
+                        r.action,
+                        r.parameters_after,
+                        r.loss_after_retrain,
+                        if r.accepted { "kept" } else { "undone" }
+                    );
+                },
+            )?;
+            print!("{}", report.table());
+            let condensed = combustion::Surrogate { mlp: reduced, ..s };
+            ensure_parent(&output)?;
+            let prov = condense::training::provenance(&[
+                ("config", serde_json::to_value(&cfg)?),
+                ("reduction", serde_json::to_value(&report)?),
+                (
+                    "git_revision",
+                    serde_json::json!(experiments::provenance::git_revision()),
+                ),
+            ]);
+            condensed.save(&output, prov)?;
+            println!("saved {}", output.display());
+            Ok(())
+        }
+        Command::Evaluate {
+            model,
+            data,
+            mechanism,
+            ignition_t0,
+        } => {
+            let mech = Mechanism::load(&mechanism).with_context(|| format!("loading mechanism '{mechanism}'"))?;
+            let data = ReactionDataset::read(&data, Some(&mech))?;
+            let models = model
+                .iter()
+                .map(|m| {
+                    combustion::Surrogate::load(m, Some(&mech)).with_context(|| format!("loading '{}'", m.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let cfg: combustion::train::SurrogateConfig = serde_json::from_value(
+                models[0]
+                    .1
+                    .get("config")
+                    .cloned()
+                    .context("the first model has no training configuration in its JSON")?,
+            )?;
+            let prepared = combustion::train::prepare(&data, &cfg)?;
+            let mut out = serde_json::Map::new();
+            let mut one_step = Vec::new();
+            for ((s, _), path) in models.iter().zip(&model) {
+                one_step.push(serde_json::json!({"model": path, "parameters": s.mlp.parameter_count(), "one_step": combustion::evaluate::one_step(s, &prepared)?}));
+            }
+            out.insert("one_step".into(), serde_json::Value::Array(one_step));
+            let fuel = GenerateConfig::default_fuel(&mech);
+            let refs: Vec<&combustion::Surrogate> = models.iter().map(|(s, _)| s).collect();
+            let mut cases = Vec::new();
+            for t0 in ignition_t0 {
+                let y0 = kinetics::composition::premixed(&mech, fuel, "O2:1,N2:3.76", 1.0)?;
+                let probe = kinetics::advance::ignite(&mech, t0, 101_325.0, &y0, &Default::default())?;
+                let steps = ((2.5 * probe.ignition_delay / data.info.dt_s).ceil() as usize).clamp(100, 50_000);
+                let c =
+                    combustion::evaluate::ignition_case(&mech, fuel, "O2:1,N2:3.76", t0, 1.0, 101_325.0, steps, &refs)?;
+                cases.push(serde_json::json!({"T0_K": t0, "delay_integrator_s": c.delay_integrator, "delay_surrogates_s": c.delay_surrogates}));
+            }
+            out.insert("ignition".into(), serde_json::Value::Array(cases));
+            print_out(&format!("{}\n", serde_json::to_string_pretty(&out)?));
+            Ok(())
+        }
         Command::Run {
             profile,
             name,
