@@ -24,4 +24,4 @@ pub mod train;
 pub use dataset::{inspect, merge, read_scalar_fields, Inspection, LabelInfo, ReactionDataset, ScalarFields};
 pub use error::{CombustionError, Result};
 pub use generate::{generate, GenerateConfig, GenerateSummary};
-pub use surrogate::{Normalization, Surrogate};
+pub use surrogate::{FastSurrogate, Normalization, Surrogate};

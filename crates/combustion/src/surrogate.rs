@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{Device, Module, Tensor};
-use condense::Mlp;
+use condense::{FastMlp, Mlp};
+use rayon::prelude::*;
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -93,13 +94,20 @@ impl Normalization {
 
     /// Network inputs (z-scored `[T, p, BC(Y)]`) as `f32`.
     pub fn inputs(&self, states: ArrayView2<f64>) -> Array2<f32> {
-        let mut x = transform_inputs(states, self.lambda);
-        for mut row in x.rows_mut() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = (*v - self.input_mean[j]) / self.input_std[j];
-            }
+        let mut x = Array2::<f32>::zeros(states.dim());
+        for (row, mut out) in states.rows().into_iter().zip(x.rows_mut()) {
+            self.inputs_row(row.as_slice().expect("standard layout"), out.as_slice_mut().expect("standard layout"));
         }
-        x.mapv(|v| v as f32)
+        x
+    }
+
+    /// One row of [`Normalization::inputs`].
+    #[inline]
+    pub fn inputs_row(&self, state: &[f64], x: &mut [f32]) {
+        for j in 0..state.len() {
+            let v = if j < 2 { state[j] } else { box_cox(state[j], self.lambda) };
+            x[j] = ((v - self.input_mean[j]) / self.input_std[j]) as f32;
+        }
     }
 
     /// Normalized labels as `f32`.
@@ -120,39 +128,106 @@ impl Normalization {
     /// Post-processing: the states one `dt` later from the network outputs.
     pub fn advance(&self, state_in: ArrayView2<f64>, outputs: ArrayView2<f32>) -> Array2<f64> {
         let mut next = state_in.to_owned();
+        for ((row, out), mut n) in state_in.rows().into_iter().zip(outputs.rows()).zip(next.rows_mut()) {
+            self.advance_row(row.as_slice().expect("standard layout"), out.as_slice().expect("standard layout"), n.as_slice_mut().expect("standard layout"));
+        }
+        next
+    }
+
+    /// One row of [`Normalization::advance`]: `next` receives the state one `dt` after `state`.
+    #[inline]
+    pub fn advance_row(&self, state: &[f64], out: &[f32], next: &mut [f64]) {
         let lambda = self.lambda;
-        for (mut row, out) in next.rows_mut().into_iter().zip(outputs.rows()) {
-            for j in 0..row.len() {
-                if self.frozen[j] {
-                    continue;
-                }
+        for j in 0..state.len() {
+            next[j] = if self.frozen[j] {
+                state[j]
+            } else {
                 let rate = out[j] as f64 * self.label_std[j] + self.label_mean[j];
-                row[j] = if j < 2 {
-                    row[j] + rate * self.dt
+                if j < 2 {
+                    state[j] + rate * self.dt
                 } else {
-                    inv_box_cox(box_cox(row[j], lambda) + rate * self.dt, lambda)
-                };
-            }
-            // Clip, then rescale the moving species so that all mass fractions sum to 1.
-            let (mut moving, mut fixed) = (0.0, 0.0);
-            for j in 2..row.len() {
-                row[j] = row[j].max(0.0);
-                if self.frozen[j] {
-                    fixed += row[j];
-                } else {
-                    moving += row[j];
+                    inv_box_cox(box_cox(state[j], lambda) + rate * self.dt, lambda)
                 }
+            };
+        }
+        // Clip, then rescale the moving species so that all mass fractions sum to 1.
+        let (mut moving, mut fixed) = (0.0, 0.0);
+        for j in 2..next.len() {
+            next[j] = next[j].max(0.0);
+            if self.frozen[j] {
+                fixed += next[j];
+            } else {
+                moving += next[j];
             }
-            if moving > 0.0 {
-                let scale = (1.0 - fixed).max(0.0) / moving;
-                for j in 2..row.len() {
-                    if !self.frozen[j] {
-                        row[j] *= scale;
-                    }
+        }
+        if moving > 0.0 {
+            let scale = (1.0 - fixed).max(0.0) / moving;
+            for j in 2..next.len() {
+                if !self.frozen[j] {
+                    next[j] *= scale;
                 }
             }
         }
-        next
+    }
+}
+
+/// The deployment path of a surrogate: [`FastMlp`] and row-wise pre/post-processing with
+/// reused buffers (no allocation per call in steady state), optionally over several threads.
+pub struct FastSurrogate {
+    net: FastMlp,
+    norm: Normalization,
+    x: Vec<f32>,
+    width: usize,
+    threads: usize,
+}
+
+impl FastSurrogate {
+    /// Prepares `surrogate` for repeated stepping.
+    pub fn new(surrogate: &Surrogate) -> Result<Self> {
+        let width = 2 + surrogate.species.len();
+        Ok(FastSurrogate { net: FastMlp::new(&surrogate.mlp)?, norm: surrogate.norm.clone(), x: Vec::new(), width, threads: rayon::current_num_threads() })
+    }
+
+    /// Threads used (1: single core).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+        self.net.set_threads(self.threads);
+    }
+
+    /// Advances `n` states (row-major `(n, 2+ns)`) by one dt into `next`.
+    pub fn step(&mut self, states: &[f64], next: &mut [f64]) -> Result<()> {
+        let w = self.width;
+        if states.len() % w != 0 || next.len() != states.len() {
+            return Err(CombustionError::Option { name: "states", message: format!("expected rows of {w} values and an output of the same size, got {} and {}", states.len(), next.len()) });
+        }
+        let n = states.len() / w;
+        self.x.resize(n * w, 0.0);
+        let norm = &self.norm;
+        let rows = 256;
+        if self.threads > 1 && n > rows {
+            self.x.par_chunks_mut(rows * w).zip(states.par_chunks(rows * w)).for_each(|(x, s)| {
+                for (xr, sr) in x.chunks_exact_mut(w).zip(s.chunks_exact(w)) {
+                    norm.inputs_row(sr, xr);
+                }
+            });
+        } else {
+            for (xr, sr) in self.x.chunks_exact_mut(w).zip(states.chunks_exact(w)) {
+                norm.inputs_row(sr, xr);
+            }
+        }
+        let out = self.net.forward(&self.x, n)?;
+        if self.threads > 1 && n > rows {
+            next.par_chunks_mut(rows * w).zip(states.par_chunks(rows * w)).zip(out.par_chunks(rows * w)).for_each(|((nx, s), o)| {
+                for ((nr, sr), or) in nx.chunks_exact_mut(w).zip(s.chunks_exact(w)).zip(o.chunks_exact(w)) {
+                    norm.advance_row(sr, or, nr);
+                }
+            });
+        } else {
+            for ((nr, sr), or) in next.chunks_exact_mut(w).zip(states.chunks_exact(w)).zip(out.chunks_exact(w)) {
+                norm.advance_row(sr, or, nr);
+            }
+        }
+        Ok(())
     }
 }
 

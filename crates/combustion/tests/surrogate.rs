@@ -167,3 +167,23 @@ fn tiny_end_to_end_run_resumes_and_reuses() -> CResult<()> {
     std::fs::remove_dir_all(dir).ok();
     Ok(())
 }
+
+#[test]
+fn the_fast_path_matches_the_reference_step() {
+    let data = small_data();
+    let norm = Normalization::fit(data.state_in.view(), data.state_out.view(), 0.1, data.info.dt_s).unwrap();
+    let mlp = Mlp::init(&[12, 40, 20, 12], Activation::Gelu, Init::Default, 5, &candle_core::Device::Cpu).unwrap();
+    let s = Surrogate { mlp, norm, mechanism: data.mechanism.clone(), species: data.species.clone(), operator: data.info.operator };
+    let reference = s.step(data.state_in.view()).unwrap();
+    let states: Vec<f64> = data.state_in.iter().copied().collect();
+    for threads in [1, 2] {
+        let mut fast = combustion::FastSurrogate::new(&s).unwrap();
+        fast.set_threads(threads);
+        let mut next = vec![0.0; states.len()];
+        fast.step(&states, &mut next).unwrap();
+        for (a, b) in next.iter().zip(reference.iter()) {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        assert!(fast.step(&states[1..], &mut next[1..]).is_err());
+    }
+}

@@ -19,6 +19,7 @@
 //! - [`strategy`]: manual schedules and the automatic condense -> retrain loop, with the task
 //!   plugged in through [`Retrainer`];
 //! - [`report`]: per-round widths, parameters, similarity statistics and losses;
+//! - [`inference`]: a fast, allocation-free CPU forward pass for deployment;
 //! - [`training`]: a small supervised trainer and a [`Retrainer`] for regression tasks;
 //! - [`synthetic`]: a smooth multi-output regression problem for demonstrations and tests;
 //! - [`embedding`]: widening a network without changing its function (the test ground truth).
@@ -54,6 +55,7 @@ struct ReadmeDoctests;
 pub mod embedding;
 pub mod error;
 pub mod grouping;
+pub mod inference;
 pub mod merge;
 pub mod mlp;
 pub mod prune;
@@ -67,6 +69,7 @@ pub mod training;
 
 pub use error::{CondenseError, Result};
 pub use grouping::{group_by_threshold, group_to_width, Linkage, NeuronGroup};
+pub use inference::FastMlp;
 pub use merge::{merge_layer, InputMerge, MergeOptions, OutputMerge};
 pub use mlp::{Activation, DenseLayer, Init, Mlp, MlpSpec};
 pub use prune::{magnitude_scores, prune_groups};
