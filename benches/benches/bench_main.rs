@@ -2,4 +2,4 @@
 
 mod benchmarks;
 
-criterion::criterion_main!(benchmarks::integrator::benches);
+criterion::criterion_main!(benchmarks::integrator::benches, benchmarks::surrogate::benches);

@@ -42,3 +42,90 @@ pub fn mechanism(name: &str) -> Result<Mechanism, KineticsError> {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../data/mechanisms/{name}.yaml")),
     )
 }
+
+/// A surrogate to time: loaded from a run directory, or random weights of the given widths
+/// (speed does not depend on the weights; the label says which).
+pub struct TimedModel {
+    /// `original` or `condensed`.
+    pub option: &'static str,
+    /// How the weights were obtained.
+    pub source: String,
+    /// The surrogate.
+    pub surrogate: combustion::Surrogate,
+}
+
+/// The original and condensed surrogates of a run directory (`original.*`, `condensed.*`), or
+/// random-weight stand-ins with `widths` (original) and `condensed_widths`.
+pub fn timed_models(
+    mech: &Mechanism,
+    model_dir: Option<&std::path::Path>,
+    widths: &[usize],
+    condensed_widths: &[usize],
+) -> anyhow::Result<Vec<TimedModel>> {
+    let mut out = Vec::new();
+    for (option, w) in [("original", widths), ("condensed", condensed_widths)] {
+        if let Some(dir) = model_dir {
+            let stem = dir.join(option);
+            if stem.with_extension("safetensors").exists() {
+                let (s, _) = combustion::Surrogate::load(&stem, Some(mech))?;
+                out.push(TimedModel {
+                    option,
+                    source: format!("trained ({})", stem.display()),
+                    surrogate: s,
+                });
+                continue;
+            }
+        }
+        out.push(TimedModel {
+            option,
+            source: "random weights (speed only)".into(),
+            surrogate: random_surrogate(mech, w)?,
+        });
+    }
+    Ok(out)
+}
+
+/// A surrogate with random weights and unit normalization, for timing only.
+pub fn random_surrogate(mech: &Mechanism, widths: &[usize]) -> anyhow::Result<combustion::Surrogate> {
+    let w = 2 + mech.n_species();
+    anyhow::ensure!(
+        widths.first() == Some(&w) && widths.last() == Some(&w),
+        "widths {widths:?} do not fit {} species",
+        mech.n_species()
+    );
+    let mlp = condense::Mlp::init(
+        widths,
+        condense::Activation::Gelu,
+        condense::Init::Default,
+        0,
+        &candle_core::Device::Cpu,
+    )?;
+    let norm = combustion::Normalization {
+        lambda: 0.1,
+        dt: 1e-6,
+        input_mean: vec![0.0; w],
+        input_std: vec![1.0; w],
+        label_mean: vec![0.0; w],
+        label_std: vec![1.0; w],
+        frozen: vec![false; w],
+    };
+    Ok(combustion::Surrogate {
+        mlp,
+        norm,
+        mechanism: mech.source.clone(),
+        species: mech.species_names(),
+        operator: kinetics::Operator::ConstantPressureAdiabatic,
+    })
+}
+
+/// `n` states (row-major) cycled from `states`.
+pub fn state_batch(states: &[State], n: usize) -> Vec<f64> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        let s = &states[i % states.len()];
+        v.push(s.temperature);
+        v.push(s.pressure);
+        v.extend(&s.mass_fractions);
+    }
+    v
+}

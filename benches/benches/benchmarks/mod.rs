@@ -1,1 +1,2 @@
 pub mod integrator;
+pub mod surrogate;

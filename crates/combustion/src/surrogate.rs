@@ -18,8 +18,8 @@ use std::path::Path;
 
 use candle_core::{Device, Module, Tensor};
 use condense::{FastMlp, Mlp};
-use rayon::prelude::*;
 use ndarray::{s, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CombustionError, Result};
@@ -96,7 +96,10 @@ impl Normalization {
     pub fn inputs(&self, states: ArrayView2<f64>) -> Array2<f32> {
         let mut x = Array2::<f32>::zeros(states.dim());
         for (row, mut out) in states.rows().into_iter().zip(x.rows_mut()) {
-            self.inputs_row(row.as_slice().expect("standard layout"), out.as_slice_mut().expect("standard layout"));
+            self.inputs_row(
+                row.as_slice().expect("standard layout"),
+                out.as_slice_mut().expect("standard layout"),
+            );
         }
         x
     }
@@ -105,7 +108,11 @@ impl Normalization {
     #[inline]
     pub fn inputs_row(&self, state: &[f64], x: &mut [f32]) {
         for j in 0..state.len() {
-            let v = if j < 2 { state[j] } else { box_cox(state[j], self.lambda) };
+            let v = if j < 2 {
+                state[j]
+            } else {
+                box_cox(state[j], self.lambda)
+            };
             x[j] = ((v - self.input_mean[j]) / self.input_std[j]) as f32;
         }
     }
@@ -129,7 +136,11 @@ impl Normalization {
     pub fn advance(&self, state_in: ArrayView2<f64>, outputs: ArrayView2<f32>) -> Array2<f64> {
         let mut next = state_in.to_owned();
         for ((row, out), mut n) in state_in.rows().into_iter().zip(outputs.rows()).zip(next.rows_mut()) {
-            self.advance_row(row.as_slice().expect("standard layout"), out.as_slice().expect("standard layout"), n.as_slice_mut().expect("standard layout"));
+            self.advance_row(
+                row.as_slice().expect("standard layout"),
+                out.as_slice().expect("standard layout"),
+                n.as_slice_mut().expect("standard layout"),
+            );
         }
         next
     }
@@ -152,19 +163,19 @@ impl Normalization {
         }
         // Clip, then rescale the moving species so that all mass fractions sum to 1.
         let (mut moving, mut fixed) = (0.0, 0.0);
-        for j in 2..next.len() {
-            next[j] = next[j].max(0.0);
-            if self.frozen[j] {
-                fixed += next[j];
+        for (v, frozen) in next[2..].iter_mut().zip(&self.frozen[2..]) {
+            *v = v.max(0.0);
+            if *frozen {
+                fixed += *v;
             } else {
-                moving += next[j];
+                moving += *v;
             }
         }
         if moving > 0.0 {
             let scale = (1.0 - fixed).max(0.0) / moving;
-            for j in 2..next.len() {
-                if !self.frozen[j] {
-                    next[j] *= scale;
+            for (v, frozen) in next[2..].iter_mut().zip(&self.frozen[2..]) {
+                if !frozen {
+                    *v *= scale;
                 }
             }
         }
@@ -185,7 +196,13 @@ impl FastSurrogate {
     /// Prepares `surrogate` for repeated stepping.
     pub fn new(surrogate: &Surrogate) -> Result<Self> {
         let width = 2 + surrogate.species.len();
-        Ok(FastSurrogate { net: FastMlp::new(&surrogate.mlp)?, norm: surrogate.norm.clone(), x: Vec::new(), width, threads: rayon::current_num_threads() })
+        Ok(FastSurrogate {
+            net: FastMlp::new(&surrogate.mlp)?,
+            norm: surrogate.norm.clone(),
+            x: Vec::new(),
+            width,
+            threads: rayon::current_num_threads(),
+        })
     }
 
     /// Threads used (1: single core).
@@ -198,18 +215,28 @@ impl FastSurrogate {
     pub fn step(&mut self, states: &[f64], next: &mut [f64]) -> Result<()> {
         let w = self.width;
         if states.len() % w != 0 || next.len() != states.len() {
-            return Err(CombustionError::Option { name: "states", message: format!("expected rows of {w} values and an output of the same size, got {} and {}", states.len(), next.len()) });
+            return Err(CombustionError::Option {
+                name: "states",
+                message: format!(
+                    "expected rows of {w} values and an output of the same size, got {} and {}",
+                    states.len(),
+                    next.len()
+                ),
+            });
         }
         let n = states.len() / w;
         self.x.resize(n * w, 0.0);
         let norm = &self.norm;
         let rows = 256;
         if self.threads > 1 && n > rows {
-            self.x.par_chunks_mut(rows * w).zip(states.par_chunks(rows * w)).for_each(|(x, s)| {
-                for (xr, sr) in x.chunks_exact_mut(w).zip(s.chunks_exact(w)) {
-                    norm.inputs_row(sr, xr);
-                }
-            });
+            self.x
+                .par_chunks_mut(rows * w)
+                .zip(states.par_chunks(rows * w))
+                .for_each(|(x, s)| {
+                    for (xr, sr) in x.chunks_exact_mut(w).zip(s.chunks_exact(w)) {
+                        norm.inputs_row(sr, xr);
+                    }
+                });
         } else {
             for (xr, sr) in self.x.chunks_exact_mut(w).zip(states.chunks_exact(w)) {
                 norm.inputs_row(sr, xr);
@@ -217,13 +244,20 @@ impl FastSurrogate {
         }
         let out = self.net.forward(&self.x, n)?;
         if self.threads > 1 && n > rows {
-            next.par_chunks_mut(rows * w).zip(states.par_chunks(rows * w)).zip(out.par_chunks(rows * w)).for_each(|((nx, s), o)| {
-                for ((nr, sr), or) in nx.chunks_exact_mut(w).zip(s.chunks_exact(w)).zip(o.chunks_exact(w)) {
-                    norm.advance_row(sr, or, nr);
-                }
-            });
+            next.par_chunks_mut(rows * w)
+                .zip(states.par_chunks(rows * w))
+                .zip(out.par_chunks(rows * w))
+                .for_each(|((nx, s), o)| {
+                    for ((nr, sr), or) in nx.chunks_exact_mut(w).zip(s.chunks_exact(w)).zip(o.chunks_exact(w)) {
+                        norm.advance_row(sr, or, nr);
+                    }
+                });
         } else {
-            for ((nr, sr), or) in next.chunks_exact_mut(w).zip(states.chunks_exact(w)).zip(out.chunks_exact(w)) {
+            for ((nr, sr), or) in next
+                .chunks_exact_mut(w)
+                .zip(states.chunks_exact(w))
+                .zip(out.chunks_exact(w))
+            {
                 norm.advance_row(sr, or, nr);
             }
         }

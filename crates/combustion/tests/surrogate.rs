@@ -172,8 +172,21 @@ fn tiny_end_to_end_run_resumes_and_reuses() -> CResult<()> {
 fn the_fast_path_matches_the_reference_step() {
     let data = small_data();
     let norm = Normalization::fit(data.state_in.view(), data.state_out.view(), 0.1, data.info.dt_s).unwrap();
-    let mlp = Mlp::init(&[12, 40, 20, 12], Activation::Gelu, Init::Default, 5, &candle_core::Device::Cpu).unwrap();
-    let s = Surrogate { mlp, norm, mechanism: data.mechanism.clone(), species: data.species.clone(), operator: data.info.operator };
+    let mlp = Mlp::init(
+        &[12, 40, 20, 12],
+        Activation::Gelu,
+        Init::Default,
+        5,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let s = Surrogate {
+        mlp,
+        norm,
+        mechanism: data.mechanism.clone(),
+        species: data.species.clone(),
+        operator: data.info.operator,
+    };
     let reference = s.step(data.state_in.view()).unwrap();
     let states: Vec<f64> = data.state_in.iter().copied().collect();
     for threads in [1, 2] {

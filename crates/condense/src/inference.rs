@@ -43,10 +43,20 @@ impl FastMlp {
                         w_t[i * out_dim + o] = *v;
                     }
                 }
-                Ok(FastLayer { w_t, bias: l.bias().to_vec1()?, activation: l.activation(), in_dim, out_dim })
+                Ok(FastLayer {
+                    w_t,
+                    bias: l.bias().to_vec1()?,
+                    activation: l.activation(),
+                    in_dim,
+                    out_dim,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(FastMlp { layers, buffers: [Vec::new(), Vec::new()], threads: rayon::current_num_threads() })
+        Ok(FastMlp {
+            layers,
+            buffers: [Vec::new(), Vec::new()],
+            threads: rayon::current_num_threads(),
+        })
     }
 
     /// Threads used by the GEMM and the activation pass (1: no parallelism).
@@ -67,11 +77,19 @@ impl FastMlp {
     /// Runs `n` rows of `x` (row-major `(n, in)`) through the network; returns `(n, out)`.
     pub fn forward(&mut self, x: &[f32], n: usize) -> Result<&[f32]> {
         if x.len() != n * self.in_dim() {
-            return Err(CondenseError::shape("FastMlp::forward", format!("{} values ({n} rows of {})", n * self.in_dim(), self.in_dim()), x.len()));
+            return Err(CondenseError::shape(
+                "FastMlp::forward",
+                format!("{} values ({n} rows of {})", n * self.in_dim(), self.in_dim()),
+                x.len(),
+            ));
         }
         let threads = self.threads;
         let out_dim = self.out_dim();
-        let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+        let parallelism = if threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
         let [a, b] = &mut self.buffers;
         let (mut src, mut dst): (&mut Vec<f32>, &mut Vec<f32>) = (a, b);
         for (l, layer) in self.layers.iter().enumerate() {
@@ -126,7 +144,9 @@ impl FastMlp {
 
 fn apply(act: Activation, v: &mut [f32]) {
     match act {
-        Activation::Gelu => v.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2))),
+        Activation::Gelu => v
+            .iter_mut()
+            .for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2))),
         Activation::GeluTanh => v.iter_mut().for_each(|x| {
             let c = 0.797_884_6_f32;
             *x = 0.5 * *x * (1.0 + (c * (*x + 0.044715 * *x * *x * *x)).tanh())
@@ -143,7 +163,10 @@ fn erf(x: f32) -> f32 {
     let s = x.signum();
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let y = 1.0 - (((((1.061_405_4 * t - 1.453_152_1) * t) + 1.421_413_7) * t - 0.284_496_74) * t + 0.254_829_6) * t * (-a * a).exp();
+    let y = 1.0
+        - (((((1.061_405_4 * t - 1.453_152_1) * t) + 1.421_413_7) * t - 0.284_496_74) * t + 0.254_829_6)
+            * t
+            * (-a * a).exp();
     s * y
 }
 
@@ -155,22 +178,38 @@ mod tests {
 
     #[test]
     fn matches_the_candle_forward() {
-        for act in [Activation::Gelu, Activation::Tanh, Activation::Relu, Activation::GeluTanh] {
+        for act in [
+            Activation::Gelu,
+            Activation::Tanh,
+            Activation::Relu,
+            Activation::GeluTanh,
+        ] {
             let mlp = Mlp::init(&[7, 33, 20, 5], act, Init::Default, 3, &Device::Cpu).unwrap();
             let n = 37;
             let x: Vec<f32> = (0..n * 7).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
-            let reference: Vec<f32> = mlp.forward(&Tensor::from_vec(x.clone(), (n, 7), &Device::Cpu).unwrap()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let reference: Vec<f32> = mlp
+                .forward(&Tensor::from_vec(x.clone(), (n, 7), &Device::Cpu).unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             for threads in [1, 2] {
                 let mut fast = FastMlp::new(&mlp).unwrap();
                 fast.set_threads(threads);
                 let y = fast.forward(&x, n).unwrap().to_vec();
-                let err = y.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                let err = y
+                    .iter()
+                    .zip(&reference)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
                 assert!(err < 2e-5, "{act:?}: {err}");
                 // Steady state: the same buffers, the same answer.
                 assert_eq!(fast.forward(&x, n).unwrap(), &y[..]);
             }
         }
-        let mut fast = FastMlp::new(&Mlp::init(&[3, 4, 2], Activation::Relu, Init::Default, 0, &Device::Cpu).unwrap()).unwrap();
+        let mut fast =
+            FastMlp::new(&Mlp::init(&[3, 4, 2], Activation::Relu, Init::Default, 0, &Device::Cpu).unwrap()).unwrap();
         assert!(fast.forward(&[0.0; 5], 2).is_err());
     }
 }
