@@ -154,7 +154,11 @@ fn rounds(dir: &Path, a: &RunArtifacts) -> Result<()> {
     );
     let n = pts.len();
     let pmax = r.original_parameters as f64 * 1.1;
-    let (lo, hi) = log_range(pts.iter().map(|p| p.2));
+    let (lo, hi) = pts
+        .iter()
+        .map(|p| p.2)
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     figure!(dir, "condensation_rounds", (900, 450), |area| {
         let (left, right) = area.split_horizontally(450);
         let mut c1 = ChartBuilder::on(&left)
