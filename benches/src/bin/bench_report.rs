@@ -227,6 +227,9 @@ fn run(args: Args) -> Result<()> {
     std::fs::write(&tmp, serde_json::to_string_pretty(&report)?)?;
     std::fs::rename(&tmp, &args.output)?;
     print_table(&rows, &cpu, cores, all);
+    let png = args.output.with_extension("png");
+    plot(&rows, &png).context("drawing the plot")?;
+    println!("wrote {}", png.display());
     println!("\nwrote {}", args.output.display());
     Ok(())
 }
@@ -262,4 +265,72 @@ fn print_table(rows: &[Row], cpu: &str, cores: usize, threads: usize) {
             }
         }
     }
+}
+
+/// States/s against batch size (log-log), one line per mechanism, option and thread count;
+/// the integrator as horizontal lines.
+fn plot(rows: &[Row], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    static FONT: &[u8] = include_bytes!("../../../data/fonts/DejaVuSans.ttf");
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    let shown: Vec<&Row> = rows.iter().filter(|r| r.mechanism != "none").collect();
+    let (lo, hi) = shown.iter().fold((f64::INFINITY, 0f64), |(a, b), r| {
+        (a.min(r.states_per_second), b.max(r.states_per_second))
+    });
+    let root = BitMapBackend::new(path, (1000, 650)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("States advanced by dt = 1e-6 s per second", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d((1f64..16384f64).log_scale(), (lo * 0.5..hi * 2.0).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("batch (states per call)")
+        .y_desc("states / s")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()?;
+    let mut keys: Vec<(String, String, usize)> = shown
+        .iter()
+        .map(|r| (r.mechanism.clone(), r.option.clone(), r.threads))
+        .collect();
+    keys.dedup();
+    keys.sort();
+    keys.dedup();
+    for (i, (m, o, t)) in keys.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let pts: Vec<(f64, f64)> = if o == "integrator" {
+            let v = shown
+                .iter()
+                .find(|r| &r.mechanism == m && &r.option == o && r.threads == *t)
+                .map(|r| r.states_per_second)
+                .unwrap_or(lo);
+            vec![(1.0, v), (16384.0, v)]
+        } else {
+            shown
+                .iter()
+                .filter(|r| &r.mechanism == m && &r.option == o && r.threads == *t)
+                .map(|r| (r.batch as f64, r.states_per_second))
+                .collect()
+        };
+        let style = if *t == 1 {
+            color.stroke_width(1)
+        } else {
+            color.stroke_width(3)
+        };
+        chart
+            .draw_series(LineSeries::new(pts, style))?
+            .label(format!("{m} {o} ({t} thr)"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
