@@ -215,6 +215,15 @@ enum ProfileArg {
     Paper,
 }
 
+impl From<ProfileArg> for Profile {
+    fn from(p: ProfileArg) -> Self {
+        match p {
+            ProfileArg::Quick => Profile::Quick,
+            ProfileArg::Paper => Profile::Paper,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum OperatorArg {
     /// Adiabatic, constant pressure (energy equation on).
@@ -297,10 +306,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let mech = Mechanism::load(&mechanism).with_context(|| format!("loading mechanism '{mechanism}'"))?;
             let data = ReactionDataset::read(&data, Some(&mech))?;
-            let profile = match profile {
-                ProfileArg::Quick => Profile::Quick,
-                ProfileArg::Paper => Profile::Paper,
-            };
+            let profile = Profile::from(profile);
             let mut cfg = RunConfig::profile(profile, seed).surrogate;
             if !hidden.is_empty() {
                 cfg.hidden = hidden;
@@ -473,10 +479,7 @@ fn run(cli: Cli) -> Result<()> {
             init_gamma,
             dropout,
         } => {
-            let profile = match profile {
-                ProfileArg::Quick => Profile::Quick,
-                ProfileArg::Paper => Profile::Paper,
-            };
+            let profile = Profile::from(profile);
             let mut config = RunConfig::profile(profile, seed);
             if let Some(n) = name {
                 config.name = n;
