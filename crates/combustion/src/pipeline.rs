@@ -349,9 +349,7 @@ pub fn run(
         _ => {
             obs.stage("generate", config.generate.trajectories);
             let t = std::time::Instant::now();
-            let (d, summary) = generate(&mech, &mech_name, &config.generate, (0, 1), &|done, _| {
-                let _ = done;
-            })?;
+            let (d, summary) = generate(&mech, &mech_name, &config.generate, (0, 1), &|_, _| {})?;
             d.write(&paths.data())?;
             wall.insert("generate".into(), t.elapsed().as_secs_f64());
             obs.note(&format!(

@@ -168,9 +168,11 @@ pub fn run(
     let (result, reference_loss) = match strategy {
         Strategy::Manual { steps } => {
             let mut current = mlp.clone();
+            let mut current_loss = original_loss;
             for (i, step) in steps.iter().enumerate() {
                 let (next, report) = round(
                     &current,
+                    current_loss,
                     i + 1,
                     &step.rules,
                     describe(&step.rules),
@@ -180,6 +182,7 @@ pub fn run(
                     calibration,
                 )?;
                 on_round(&report);
+                current_loss = report.loss_after_retrain;
                 rounds.push(RoundReport {
                     accepted: true,
                     ..report
@@ -205,6 +208,7 @@ pub fn run(
             };
             let limit = reference * (1.0 + auto.tolerance);
             let mut current = mlp.clone();
+            let mut current_loss = original_loss;
             let mut step = auto.initial_step;
             // The smallest step known to fail: later proposals stay below it, so the search
             // narrows like a bisection; an accepted round relaxes it by one growth factor.
@@ -221,6 +225,7 @@ pub fn run(
                 let rules = propose(&current, auto, step);
                 let (next, report) = round(
                     &current,
+                    current_loss,
                     rounds.len() + 1,
                     &rules,
                     describe(&rules),
@@ -244,11 +249,13 @@ pub fn run(
                     continue;
                 }
                 let accepted = report.loss_after_retrain <= limit;
+                let report_loss = report.loss_after_retrain;
                 let report = RoundReport { accepted, ..report };
                 on_round(&report);
                 rounds.push(report);
                 if accepted {
                     current = next;
+                    current_loss = report_loss;
                     // The retrained network may now take a step that failed before: relax the
                     // ceiling by one growth factor.
                     ceiling *= auto.growth;
@@ -282,8 +289,11 @@ pub fn run(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// One pass and its retraining; `loss_before` is the already known validation loss of
+/// `current` (the loss is deterministic, so it is not measured again).
 fn round(
     current: &Mlp,
+    loss_before: f64,
     number: usize,
     rules: &[LayerRule],
     action: String,
@@ -292,7 +302,6 @@ fn round(
     retrainer: &mut dyn Retrainer,
     calibration: Option<&Tensor>,
 ) -> Result<(Mlp, RoundReport)> {
-    let loss_before = checked_loss(retrainer, current, "network before merging")?;
     let (merged, layers) = reduce(current, rules, options, calibration)?;
     let unchanged = merged.widths() == current.widths();
     let loss_after_merge = if unchanged {
