@@ -2,8 +2,9 @@
 //!
 //! - `loss_curves`: training and validation L1 per epoch;
 //! - `condensation_rounds`: parameters and validation L1 after each condensation round;
-//! - `similarity_<layer>_{original,condensed}` (PNG only): cosine-similarity heat maps of the
-//!   first hidden layer, neurons ordered by group so condensation shows as blocks;
+//! - `similarity_{initial,original,condensed}`: cosine-similarity heat maps of every hidden
+//!   layer before training, after training and after condensation, neurons ordered by group so
+//!   condensation shows as blocks;
 //! - `scatter`: one-step predicted vs true temperature and main species (test split);
 //! - `ignition_T0_<T0>`: 3x3 panels of T and the main species along an ignition (integrator
 //!   solid, original dashed, condensed dotted; species on log axes);
@@ -70,18 +71,12 @@ pub fn write_all(dir: &Path, a: &RunArtifacts) -> Result<()> {
     register_font();
     loss_curves(dir, a)?;
     rounds(dir, a)?;
-    similarity(
-        dir,
-        "similarity_layer0_original",
-        &a.original.mlp,
-        a.condensed.mlp.hidden_widths()[0],
-    )?;
-    similarity(
-        dir,
-        "similarity_layer0_condensed",
-        &a.condensed.mlp,
-        a.condensed.mlp.hidden_widths()[0],
-    )?;
+    // Every map is ordered by a grouping to the condensed widths, so blocks show which
+    // neurons condensation merged (or would merge, before training).
+    let groups = a.condensed.mlp.hidden_widths();
+    similarity_maps(dir, "initial", "before training", &a.initial, &groups)?;
+    similarity_maps(dir, "original", "after training", &a.original.mlp, &groups)?;
+    similarity_maps(dir, "condensed", "after condensation", &a.condensed.mlp, &groups)?;
     scatter(dir, a)?;
     for case in &a.ignitions {
         ignition(dir, a, case)?;
@@ -194,62 +189,116 @@ fn rounds(dir: &Path, a: &RunArtifacts) -> Result<()> {
     })
 }
 
-/// Heat map of the first hidden layer's cosine similarities, neurons ordered by the groups of
-/// an agglomerative grouping to `groups` clusters.
-fn similarity(dir: &Path, name: &str, mlp: &Mlp, groups: usize) -> Result<()> {
-    let f = neuron_features(mlp, 0)?;
-    let sim = cosine_similarity(&f)?;
-    let norms = feature_norms(&f)?;
-    let width = sim.len();
-    let order: Vec<usize> = match group_to_width(&sim, &norms, groups.min(width).max(1), Linkage::Average, -1.0, 0) {
-        Ok(mut g) => {
-            g.sort_by_key(|x| std::cmp::Reverse(x.members.len()));
-            g.into_iter().flat_map(|x| x.members).collect()
-        }
-        Err(_) => (0..width).collect(),
-    };
-    let full = sim.permuted(&order);
-    // Average-pool to at most 160 x 160 cells so the files stay small.
-    let cells = width.min(160);
-    let mut m = vec![vec![0f64; cells]; cells];
-    let mut counts = vec![vec![0usize; cells]; cells];
-    for (i, row) in full.iter().enumerate() {
-        for (j, c) in row.iter().enumerate() {
-            let (a, b) = (i * cells / width, j * cells / width);
-            m[a][b] += *c as f64;
-            counts[a][b] += 1;
-        }
+/// Cosine similarities of one hidden layer, neurons ordered by an agglomerative grouping to
+/// `groups` clusters (largest first) so condensed neurons show as blocks on the diagonal.
+struct SimilarityMap {
+    layer: usize,
+    width: usize,
+    /// Similarities in grouped order, row-major `width x width`.
+    ordered: Vec<f32>,
+}
+
+impl SimilarityMap {
+    fn new(mlp: &Mlp, layer: usize, groups: usize) -> Result<Self> {
+        let f = neuron_features(mlp, layer)?;
+        let sim = cosine_similarity(&f)?;
+        let norms = feature_norms(&f)?;
+        let width = sim.len();
+        let order: Vec<usize> = match group_to_width(&sim, &norms, groups.clamp(1, width), Linkage::Average, -1.0, 0) {
+            Ok(mut g) => {
+                g.sort_by_key(|x| std::cmp::Reverse(x.members.len()));
+                g.into_iter().flat_map(|x| x.members).collect()
+            }
+            Err(_) => (0..width).collect(),
+        };
+        let full = sim.permuted(&order);
+        Ok(SimilarityMap {
+            layer,
+            width,
+            ordered: full.iter().flat_map(|row| row.iter().copied()).collect(),
+        })
     }
-    for (row, cr) in m.iter_mut().zip(&counts) {
-        for (v, c) in row.iter_mut().zip(cr) {
-            *v /= (*c).max(1) as f64;
+
+    /// Average-pooled to at most `cells x cells`, so the files stay small.
+    fn pooled(&self, cells: usize) -> Vec<Vec<f64>> {
+        let (w, cells) = (self.width, self.width.min(cells));
+        let mut m = vec![vec![0f64; cells]; cells];
+        let mut counts = vec![vec![0usize; cells]; cells];
+        for i in 0..w {
+            for j in 0..w {
+                let (a, b) = (i * cells / w, j * cells / w);
+                m[a][b] += self.ordered[i * w + j] as f64;
+                counts[a][b] += 1;
+            }
         }
+        for (row, cr) in m.iter_mut().zip(&counts) {
+            for (v, c) in row.iter_mut().zip(cr) {
+                *v /= (*c).max(1) as f64;
+            }
+        }
+        m
     }
-    let png = dir.join(format!("{name}.png"));
-    let root = BitMapBackend::new(&png, (680, 660)).into_drawing_area();
-    root.fill(&WHITE)?;
-    {
-        let mut chart = ChartBuilder::on(&root)
+}
+
+/// Red for +1, white for 0, blue for -1.
+fn diverging(v: f64) -> RGBColor {
+    let v = v.clamp(-1.0, 1.0);
+    if v >= 0.0 {
+        RGBColor(255, (255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - v)) as u8)
+    } else {
+        RGBColor((255.0 * (1.0 + v)) as u8, (255.0 * (1.0 + v)) as u8, 255)
+    }
+}
+
+fn draw_maps<DB: DrawingBackend>(area: &Area<DB>, title: &str, maps: &[SimilarityMap], cells: usize) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let area = area.titled(title, ("sans-serif", 20))?;
+    let panels = area.split_evenly((1, maps.len().max(1)));
+    for (panel, map) in panels.iter().zip(maps) {
+        let m = map.pooled(cells);
+        let n = m.len();
+        let mut chart = ChartBuilder::on(panel)
             .caption(
-                format!("cos similarity, hidden layer 0 ({width} neurons, grouped; {cells}x{cells} cells)"),
-                ("sans-serif", 16),
+                format!("hidden layer {} ({} neurons)", map.layer, map.width),
+                ("sans-serif", 15),
             )
-            .margin(10)
-            .build_cartesian_2d(0usize..cells, 0usize..cells)?;
-        chart.configure_mesh().disable_mesh().draw()?;
+            .margin(8)
+            .build_cartesian_2d(0usize..n, 0usize..n)?;
+        chart.configure_mesh().disable_mesh().disable_axes().draw()?;
         chart.draw_series(m.iter().enumerate().flat_map(|(i, row)| {
-            row.iter().enumerate().map(move |(j, v)| {
-                let v = v.clamp(-1.0, 1.0);
-                let color = if v >= 0.0 {
-                    RGBColor(255, (255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - v)) as u8)
-                } else {
-                    RGBColor((255.0 * (1.0 + v)) as u8, (255.0 * (1.0 + v)) as u8, 255)
-                };
-                Rectangle::new([(j, cells - 1 - i), (j + 1, cells - i)], color.filled())
-            })
+            row.iter()
+                .enumerate()
+                .map(move |(j, v)| Rectangle::new([(j, n - 1 - i), (j + 1, n - i)], diverging(*v).filled()))
         }))?;
     }
-    root.present().with_context(|| format!("writing {}", png.display()))?;
+    Ok(())
+}
+
+/// Heat maps of every hidden layer of `mlp` (one panel per layer), neurons of layer `l`
+/// ordered by an agglomerative grouping to `groups[l]` clusters. The PNG pools to 128 x 128
+/// cells per panel; the SVG to 32 x 32 (one rectangle per cell keeps SVGs small only at that
+/// size).
+fn similarity_maps(dir: &Path, stage: &str, what: &str, mlp: &Mlp, groups: &[usize]) -> Result<()> {
+    let maps = (0..mlp.hidden_widths().len())
+        .map(|l| SimilarityMap::new(mlp, l, groups.get(l).copied().unwrap_or(1)))
+        .collect::<Result<Vec<_>>>()?;
+    let title = format!("cosine similarity of [w, b] per hidden layer, {what} (red +1, blue -1; grouped order)");
+    let size = (360 * maps.len().max(1) as u32, 420);
+    let name = format!("similarity_{stage}");
+    let png = dir.join(format!("{name}.png"));
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw_maps(&root, &title, &maps, 128)?;
+        root.present().with_context(|| format!("writing {}", png.display()))?;
+    }
+    let svg = dir.join(format!("{name}.svg"));
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    draw_maps(&root, &title, &maps, 32)?;
+    root.present().with_context(|| format!("writing {}", svg.display()))?;
     Ok(())
 }
 

@@ -136,7 +136,7 @@ impl RunConfig {
                 generate.temperature_range = (1400.0, 1800.0);
                 generate.seed = seed;
                 let train = TrainConfig {
-                    epochs: 40,
+                    epochs: 12,
                     batch_size: 1024,
                     learning_rate: 1e-3,
                     final_lr_fraction: 0.02,
@@ -161,7 +161,7 @@ impl RunConfig {
                     },
                     patience: Some(10),
                     retrain: TrainConfig {
-                        epochs: 2,
+                        epochs: 3,
                         batch_size: 1024,
                         learning_rate: 3e-4,
                         final_lr_fraction: 0.05,
@@ -171,12 +171,12 @@ impl RunConfig {
                     },
                     strategy: AutomaticOptions {
                         criterion: AutoCriterion::WidthFraction,
-                        initial_step: 0.5,
-                        min_step: 0.1,
-                        max_step: 0.8,
+                        initial_step: 0.22,
+                        min_step: 0.05,
+                        max_step: 0.5,
                         growth: 1.5,
                         tolerance: 0.05,
-                        max_rounds: 3,
+                        max_rounds: 4,
                         reference: Reference::Original,
                         min_width: 16,
                         target_ratio: Some(0.3),
@@ -304,6 +304,8 @@ pub struct RunArtifacts {
     pub report: RunReport,
     /// Ignition cases with their series.
     pub ignitions: Vec<IgnitionCase>,
+    /// The untrained network the original started from.
+    pub initial: Mlp,
     /// The original surrogate.
     pub original: Surrogate,
     /// The condensed surrogate.
@@ -606,6 +608,7 @@ pub fn run(
     Ok(Some(RunArtifacts {
         report,
         ignitions,
+        initial: config.surrogate.initial_mlp(data.species.len())?,
         original,
         condensed,
         prepared,

@@ -47,6 +47,18 @@ impl SurrogateConfig {
         w.push(2 + ns);
         w
     }
+
+    /// The untrained network for `ns` species, a pure function of the seed: where training
+    /// starts, and what the "before training" similarity maps show.
+    pub fn initial_mlp(&self, ns: usize) -> Result<Mlp> {
+        Ok(Mlp::init(
+            &self.widths(ns),
+            self.activation,
+            self.init,
+            self.seed,
+            &Device::Cpu,
+        )?)
+    }
 }
 
 /// Rows of each split, chosen by trajectory so no trajectory is in two splits.
@@ -171,13 +183,7 @@ pub fn train_surrogate(
     on_step: &mut dyn FnMut(StepProgress),
 ) -> Result<(Surrogate, TrainHistory)> {
     let ns = data.species.len();
-    let init = Mlp::init(
-        &config.widths(ns),
-        config.activation,
-        config.init,
-        config.seed,
-        &Device::Cpu,
-    )?;
+    let init = config.initial_mlp(ns)?;
     let options = TrainOptions {
         valid: Some(&prepared.valid),
         patience,
