@@ -52,6 +52,8 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod batchnorm;
+pub mod channels;
 pub mod embedding;
 pub mod error;
 pub mod grouping;
@@ -67,6 +69,8 @@ pub mod strategy;
 pub mod synthetic;
 pub mod training;
 
+pub use batchnorm::{fold_batch_norm, BatchNormParams};
+pub use channels::{parameter_count, producer_features, ChannelSet, Params, Slot};
 pub use error::{CondenseError, Result};
 pub use grouping::{group_by_threshold, group_to_width, Linkage, NeuronGroup};
 pub use inference::FastMlp;
