@@ -1,0 +1,15 @@
+//! Image classification for condensation experiments: the CIFAR-10 binary format, a
+//! MobileNetV2 in candle, its training on the CPU, and the reduction of its convolutional
+//! channels with `condense`'s channel sets.
+//!
+//! Data flows one way: [`cifar`] (bytes -> normalized, augmented batches) -> [`mobilenet`]
+//! (the network) -> [`training`] (SGD, checkpoints, accuracy) -> [`reduction`] (channel sets,
+//! merge or prune, retraining rounds).
+
+pub mod cifar;
+pub mod error;
+pub mod mobilenet;
+
+pub use cifar::Cifar10;
+pub use error::{Result, VisionError};
+pub use mobilenet::{BlockSpec, Downsampling, MobileNetV2, MobileNetV2Spec};
