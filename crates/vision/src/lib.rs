@@ -9,7 +9,9 @@
 pub mod cifar;
 pub mod error;
 pub mod mobilenet;
+pub mod reduction;
 
 pub use cifar::Cifar10;
 pub use error::{Result, VisionError};
 pub use mobilenet::{BlockSpec, Downsampling, MobileNetV2, MobileNetV2Spec};
+pub use reduction::{channel_sets, reduce, ChannelRule, SetOutcome};

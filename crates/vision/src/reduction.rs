@@ -1,0 +1,307 @@
+//! Condensation of MobileNetV2's channels with `condense`'s channel sets.
+//!
+//! Reducible channels, one [`ChannelSet`] each (18 sets for torchvision's layout):
+//! - the hidden (expansion) channels of every inverted residual block: a channel owns its
+//!   expand row (for block 1, with no expansion, the stem kernel), the depthwise kernel and
+//!   the BN entries of both; the project conv reads it (its input-channel column is summed
+//!   when channels merge);
+//! - the 1280 head channels: head conv row and BN; the classifier column reads it.
+//!
+//! A channel's direction is measured on `[W', b']` of the expand (or stem) conv and of the
+//! depthwise conv, BatchNorm folded ([`condense::fold_batch_norm`]). The residual stream
+//! (block inputs/outputs) is left intact: its channels are tied across blocks by the skip
+//! connections.
+
+use candle_core::Tensor;
+use condense::{
+    cosine_similarity, feature_norms, fold_batch_norm, group_by_threshold, group_to_width, BatchNormParams, ChannelSet,
+    Linkage, NeuronGroup, Params, Slot,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, VisionError};
+use crate::mobilenet::MobileNetV2Spec;
+
+/// What to do with one channel set.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "rule")]
+pub enum ChannelRule {
+    /// Leave the channels.
+    Keep,
+    /// Agglomerative grouping to this many channels, then merge (the paper's rule).
+    Width {
+        /// Channels after the merge.
+        width: usize,
+    },
+    /// Greedy grouping of channels whose cosine with the representative is at least `tau`.
+    Threshold {
+        /// Cosine threshold.
+        tau: f32,
+    },
+    /// Keep the channels of largest magnitude score (structured pruning baseline).
+    Prune {
+        /// Channels kept.
+        width: usize,
+    },
+}
+
+/// What happened to one set.
+#[derive(Clone, Debug, Serialize)]
+pub struct SetOutcome {
+    /// The set's name.
+    pub set: String,
+    /// The rule applied.
+    pub rule: ChannelRule,
+    /// Channels before.
+    pub width_before: usize,
+    /// Channels after.
+    pub width_after: usize,
+    /// Size of the largest merged group.
+    pub largest_group: usize,
+}
+
+fn bn_slots(prefix: &str) -> Vec<Slot> {
+    ["weight", "bias", "running_mean", "running_var"]
+        .iter()
+        .map(|s| Slot::new(format!("{prefix}.{s}"), 0))
+        .collect()
+}
+
+/// The conv/BN name prefixes of a set: (first conv, its BN, depthwise conv, its BN) for a
+/// block, (head conv, its BN) for the head.
+struct Owners {
+    convs: Vec<(String, String)>,
+    consumer: Slot,
+}
+
+fn owners(spec: &MobileNetV2Spec, set: usize) -> Result<Owners> {
+    let n = spec.blocks.len();
+    if set < n {
+        let b = &spec.blocks[set];
+        let p = format!("features.{}.conv", set + 1);
+        Ok(if b.expand {
+            Owners {
+                convs: vec![
+                    (format!("{p}.0.0"), format!("{p}.0.1")),
+                    (format!("{p}.1.0"), format!("{p}.1.1")),
+                ],
+                consumer: Slot::new(format!("{p}.2.weight"), 1),
+            }
+        } else {
+            Owners {
+                convs: vec![
+                    ("features.0.0".into(), "features.0.1".into()),
+                    (format!("{p}.0.0"), format!("{p}.0.1")),
+                ],
+                consumer: Slot::new(format!("{p}.1.weight"), 1),
+            }
+        })
+    } else if set == n {
+        Ok(Owners {
+            convs: vec![(format!("features.{}.0", n + 1), format!("features.{}.1", n + 1))],
+            consumer: Slot::new("classifier.1.weight", 1),
+        })
+    } else {
+        Err(VisionError::InvalidOption {
+            name: "channel set",
+            message: format!("{set} >= {} sets", n + 1),
+        })
+    }
+}
+
+/// The reducible channel sets: blocks 1..=17 (indices 0..17) then the head (index 17).
+pub fn channel_sets(spec: &MobileNetV2Spec) -> Result<Vec<ChannelSet>> {
+    (0..=spec.blocks.len())
+        .map(|s| {
+            let o = owners(spec, s)?;
+            let mut producers = Vec::new();
+            for (conv, bn) in &o.convs {
+                producers.push(Slot::new(format!("{conv}.weight"), 0));
+                producers.extend(bn_slots(bn));
+            }
+            Ok(ChannelSet {
+                name: if s < spec.blocks.len() {
+                    format!("block {} hidden", s + 1)
+                } else {
+                    "head".into()
+                },
+                producers,
+                consumers: vec![o.consumer],
+            })
+        })
+        .collect()
+}
+
+/// Channel features of set `set`: the BN-folded `[W', b']` of each owning conv,
+/// concatenated, `(width, d)`.
+pub fn channel_features(spec: &MobileNetV2Spec, params: &Params, set: usize) -> Result<Tensor> {
+    let o = owners(spec, set)?;
+    let get = |name: String| -> Result<Tensor> {
+        params
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| VisionError::Network(format!("missing parameter '{name}'")))
+    };
+    let mut parts = Vec::new();
+    for (conv, bn) in &o.convs {
+        let w = get(format!("{conv}.weight"))?;
+        let bnp = BatchNormParams {
+            weight: get(format!("{bn}.weight"))?,
+            bias: get(format!("{bn}.bias"))?,
+            running_mean: get(format!("{bn}.running_mean"))?,
+            running_var: get(format!("{bn}.running_var"))?,
+            eps: 1e-5,
+        };
+        let (fw, fb) = fold_batch_norm(&w, None, &bnp)?;
+        let c = fw.dim(0)?;
+        parts.push(fw.reshape((c, ()))?);
+        parts.push(fb.reshape((c, 1))?);
+    }
+    Ok(Tensor::cat(&parts, 1)?)
+}
+
+/// Cosine similarity of the channels of one set (for heat maps and statistics).
+pub fn set_similarity(spec: &MobileNetV2Spec, params: &Params, set: usize) -> Result<condense::SimilarityMatrix> {
+    Ok(cosine_similarity(&channel_features(spec, params, set)?)?)
+}
+
+/// Applies `rules` (one per channel set, see [`channel_sets`]) and returns the narrower
+/// network's spec and parameters, with what happened to each set.
+pub fn reduce(
+    spec: &MobileNetV2Spec,
+    params: &Params,
+    rules: &[ChannelRule],
+    linkage: Linkage,
+) -> Result<(MobileNetV2Spec, Params, Vec<SetOutcome>)> {
+    spec.check(params)?;
+    let sets = channel_sets(spec)?;
+    if rules.len() != sets.len() {
+        return Err(VisionError::InvalidOption {
+            name: "channel rules",
+            message: format!("{} rules for {} channel sets", rules.len(), sets.len()),
+        });
+    }
+    let mut current = params.clone();
+    let mut outcomes = Vec::new();
+    for (s, (set, rule)) in sets.iter().zip(rules).enumerate() {
+        let width = set.width(&current)?;
+        let groups: Option<Vec<NeuronGroup>> = match *rule {
+            ChannelRule::Keep => None,
+            ChannelRule::Prune { width: w } => Some(set.prune_groups(&current, w)?),
+            ChannelRule::Width { width: w } if w >= width => None,
+            ChannelRule::Width { width: w } => {
+                let f = channel_features(spec, &current, s)?;
+                Some(group_to_width(
+                    &cosine_similarity(&f)?,
+                    &feature_norms(&f)?,
+                    w,
+                    linkage,
+                    -1.0,
+                    s,
+                )?)
+            }
+            ChannelRule::Threshold { tau } => {
+                let f = channel_features(spec, &current, s)?;
+                Some(group_by_threshold(
+                    &cosine_similarity(&f)?,
+                    &feature_norms(&f)?,
+                    tau,
+                    -1.0,
+                )?)
+            }
+        };
+        let (after, largest) = match groups {
+            None => (width, 1),
+            Some(g) => {
+                current = set.merge(&current, &g)?;
+                (g.len(), g.iter().map(|g| g.members.len()).max().unwrap_or(1))
+            }
+        };
+        outcomes.push(SetOutcome {
+            set: set.name.clone(),
+            rule: *rule,
+            width_before: width,
+            width_after: after,
+            largest_group: largest,
+        });
+    }
+    let reduced = spec.with_widths_of(&current)?;
+    Ok((reduced, current, outcomes))
+}
+
+/// Reducible widths of a spec, in set order (block hidden widths, then the head).
+pub fn set_widths(spec: &MobileNetV2Spec) -> Vec<usize> {
+    spec.blocks
+        .iter()
+        .map(|b| b.hidden)
+        .chain(std::iter::once(spec.head))
+        .collect()
+}
+
+/// The spec with every reducible width scaled by `fraction` (at least `min_width`).
+pub fn scaled(spec: &MobileNetV2Spec, fraction: f64, min_width: usize) -> MobileNetV2Spec {
+    let mut out = spec.clone();
+    let f = |w: usize| ((w as f64 * fraction).round() as usize).clamp(min_width.min(w), w);
+    for b in out.blocks.iter_mut() {
+        b.hidden = f(b.hidden);
+        if !b.expand {
+            b.input = b.hidden;
+        }
+    }
+    out.head = f(out.head);
+    out
+}
+
+/// The width fraction whose [`scaled`] spec has at most `ratio` of `spec`'s parameters
+/// (bisection; the residual stream is fixed, so very small ratios are unreachable and give
+/// the smallest fraction).
+pub fn fraction_for_ratio(spec: &MobileNetV2Spec, ratio: f64, min_width: usize) -> f64 {
+    let total = spec.parameter_count() as f64;
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if scaled(spec, mid, min_width).parameter_count() as f64 <= ratio * total {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mobilenet::Downsampling;
+
+    #[test]
+    fn sets_cover_every_block_and_the_head() {
+        let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+        let p = spec.init(0).unwrap();
+        let sets = channel_sets(&spec).unwrap();
+        assert_eq!(sets.len(), 18);
+        let widths: Vec<usize> = sets.iter().map(|s| s.width(&p).unwrap()).collect();
+        assert_eq!(widths, set_widths(&spec));
+        assert_eq!(widths[0], 32);
+        assert_eq!(widths[17], 1280);
+        let f = channel_features(&spec, &p, 1).unwrap();
+        // expand row (16 in) + bias + depthwise 9 + bias
+        assert_eq!(f.dims(), &[96, 16 + 1 + 9 + 1]);
+    }
+
+    #[test]
+    fn fraction_reaches_the_ratio() {
+        let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+        let f = fraction_for_ratio(&spec, 0.115, 4);
+        let p = scaled(&spec, f, 4).parameter_count() as f64 / spec.parameter_count() as f64;
+        assert!(p <= 0.115 && p > 0.10, "fraction {f} gives {p}");
+    }
+
+    #[test]
+    fn rule_count_must_match() {
+        let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+        let p = spec.init(0).unwrap();
+        let e = reduce(&spec, &p, &[ChannelRule::Keep], Linkage::Complete).unwrap_err();
+        assert!(e.to_string().contains("18 channel sets"), "{e}");
+    }
+}

@@ -1,0 +1,100 @@
+//! Condensing duplicated channels (BatchNorm included) gives back the same function.
+
+use candle_core::{Device, Tensor};
+use condense::{Linkage, Params};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vision::reduction::{channel_sets, reduce, set_widths, ChannelRule};
+use vision::{Downsampling, MobileNetV2, MobileNetV2Spec};
+
+/// Random BN statistics, then every odd channel of every set made a copy of the even one
+/// before it (all producer slices: conv rows, depthwise kernels, BN entries).
+fn duplicated(spec: &MobileNetV2Spec, seed: u64) -> Params {
+    let mut p = spec.init(seed).unwrap();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (name, t) in p.iter_mut() {
+        let n = t.elem_count();
+        let v: Option<Vec<f32>> = if name.ends_with("running_var") {
+            Some((0..n).map(|_| rng.random_range(0.5..2.0)).collect())
+        } else if name.ends_with("running_mean") || (t.rank() == 1 && name.ends_with("bias")) {
+            Some((0..n).map(|_| rng.random_range(-0.5..0.5)).collect())
+        } else if t.rank() == 1 && name.ends_with("weight") {
+            Some((0..n).map(|_| rng.random_range(0.5..1.5)).collect())
+        } else {
+            None
+        };
+        if let Some(v) = v {
+            *t = Tensor::from_vec(v, n, &Device::Cpu).unwrap();
+        }
+    }
+    for set in channel_sets(spec).unwrap() {
+        let w = set.width(&p).unwrap();
+        let idx: Vec<u32> = (0..w as u32).map(|k| k - k % 2).collect();
+        let idx = Tensor::new(idx.as_slice(), &Device::Cpu).unwrap();
+        for slot in &set.producers {
+            let t = p[&slot.name].index_select(&idx, slot.axis).unwrap();
+            p.insert(slot.name.clone(), t);
+        }
+    }
+    p
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+}
+
+#[test]
+fn merging_duplicated_channels_recovers_the_outputs() {
+    for downsampling in [Downsampling::Torchvision, Downsampling::Cifar] {
+        let spec = MobileNetV2Spec::torchvision(10, downsampling);
+        let params = duplicated(&spec, 5);
+        let x = Tensor::randn(0f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
+        let before = MobileNetV2::new(&spec, &params).unwrap().forward(&x, false, 0).unwrap();
+
+        let rules = vec![ChannelRule::Threshold { tau: 0.99999 }; 18];
+        let (small, reduced, outcomes) = reduce(&spec, &params, &rules, Linkage::Complete).unwrap();
+        let halves: Vec<usize> = set_widths(&spec).iter().map(|w| w / 2).collect();
+        assert_eq!(set_widths(&small), halves);
+        assert!(outcomes.iter().all(|o| o.largest_group == 2));
+        let after = MobileNetV2::new(&small, &reduced)
+            .unwrap()
+            .forward(&x, false, 0)
+            .unwrap();
+        let scale: f32 = before.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let d = max_abs_diff(&before, &after);
+        assert!(d <= 1e-4 * scale.max(1.0), "{downsampling:?}: diff {d} (scale {scale})");
+        assert!(small.parameter_count() < spec.parameter_count() * 6 / 10);
+
+        // The same groups by target width (agglomerative) are exact too.
+        let rules: Vec<ChannelRule> = halves.iter().map(|&w| ChannelRule::Width { width: w }).collect();
+        let (small2, reduced2, _) = reduce(&spec, &params, &rules, Linkage::Complete).unwrap();
+        let after2 = MobileNetV2::new(&small2, &reduced2)
+            .unwrap()
+            .forward(&x, false, 0)
+            .unwrap();
+        assert!(max_abs_diff(&before, &after2) <= 1e-4 * scale.max(1.0));
+
+        // Pruning to the same widths drops half of each pair's contribution: not exact.
+        let rules: Vec<ChannelRule> = halves.iter().map(|&w| ChannelRule::Prune { width: w }).collect();
+        let (small3, reduced3, _) = reduce(&spec, &params, &rules, Linkage::Complete).unwrap();
+        let after3 = MobileNetV2::new(&small3, &reduced3)
+            .unwrap()
+            .forward(&x, false, 0)
+            .unwrap();
+        assert!(max_abs_diff(&before, &after3) > 1e-3 * scale.max(1.0));
+    }
+}
+
+#[test]
+fn features_see_batch_norm() {
+    // Two channels with equal kernels but different BN scales are not duplicates.
+    let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+    let mut p = duplicated(&spec, 9);
+    let name = "features.18.1.weight";
+    let mut g: Vec<f32> = p[name].to_vec1().unwrap();
+    g[1] = -g[1];
+    p.insert(name.into(), Tensor::new(g.as_slice(), &Device::Cpu).unwrap());
+    let sim = vision::reduction::set_similarity(&spec, &p, 17).unwrap();
+    assert!(sim.get(2, 3) > 0.9999);
+    assert!(sim.get(0, 1) < 0.0);
+}
