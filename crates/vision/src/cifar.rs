@@ -199,7 +199,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("data_batch_1.bin");
         write_records(&good, &[3, 9, 0]);
-        let d = Cifar10::read(&[good.clone()]).unwrap();
+        let d = Cifar10::read(std::slice::from_ref(&good)).unwrap();
         assert_eq!(d.len(), 3);
         assert_eq!(d.labels, vec![3, 9, 0]);
         assert_eq!(d.pixels[3 * PLANE], 1); // image 1, first byte = (0 + 1) % 256
