@@ -10,6 +10,7 @@ pub mod cifar;
 pub mod error;
 pub mod mobilenet;
 pub mod reduction;
+pub mod training;
 
 pub use cifar::Cifar10;
 pub use error::{Result, VisionError};

@@ -254,11 +254,24 @@ struct ConvBn {
 }
 
 impl ConvBn {
-    fn new(vm: &VarMap, vb: &VarBuilder, conv: &str, bn: &str, stride: usize, groups: usize) -> Result<Self> {
+    fn new(
+        vm: &VarMap,
+        vb: &VarBuilder,
+        (conv, bn): (&str, &str),
+        stride: usize,
+        groups: usize,
+        momentum: f64,
+    ) -> Result<Self> {
         let weight = var(vm, &format!("{conv}.weight"))?;
         let padding = weight.dim(3)? / 2;
         let c = weight.dim(0)?;
-        let bn = candle_nn::batch_norm(c, 1e-5, vb.pp(bn))?;
+        let config = candle_nn::BatchNormConfig {
+            eps: 1e-5,
+            remove_mean: true,
+            affine: true,
+            momentum,
+        };
+        let bn = candle_nn::batch_norm(c, config, vb.pp(bn))?;
         Ok(ConvBn {
             weight,
             bn,
@@ -349,8 +362,14 @@ pub struct MobileNetV2 {
 
 impl MobileNetV2 {
     /// A network with `params` (checked against `spec`). The tensors are copied into fresh
-    /// variables.
+    /// variables. BN running statistics move by 0.1 per training-mode batch (PyTorch's default).
     pub fn new(spec: &MobileNetV2Spec, params: &Params) -> Result<Self> {
+        Self::with_bn_momentum(spec, params, 0.1)
+    }
+
+    /// As [`MobileNetV2::new`] with another BN momentum (`1/(k+1)` at batch `k` gives the
+    /// exact average, see [`crate::training::recalibrate_batch_norm`]).
+    pub fn with_bn_momentum(spec: &MobileNetV2Spec, params: &Params, m: f64) -> Result<Self> {
         spec.check(params)?;
         let varmap = VarMap::new();
         {
@@ -363,7 +382,7 @@ impl MobileNetV2 {
             }
         }
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let stem = ConvBn::new(&varmap, &vb, "features.0.0", "features.0.1", spec.stem_stride, 1)?;
+        let stem = ConvBn::new(&varmap, &vb, ("features.0.0", "features.0.1"), spec.stem_stride, 1, m)?;
         let mut blocks = Vec::new();
         for (i, b) in spec.blocks.iter().enumerate() {
             let p = format!("features.{}.conv", i + 1);
@@ -372,10 +391,10 @@ impl MobileNetV2 {
                     Some(ConvBn::new(
                         &varmap,
                         &vb,
-                        &format!("{p}.0.0"),
-                        &format!("{p}.0.1"),
+                        (&format!("{p}.0.0"), &format!("{p}.0.1")),
                         1,
                         1,
+                        m,
                     )?),
                     1,
                 )
@@ -385,12 +404,19 @@ impl MobileNetV2 {
             let depthwise = ConvBn::new(
                 &varmap,
                 &vb,
-                &format!("{p}.{k}.0"),
-                &format!("{p}.{k}.1"),
+                (&format!("{p}.{k}.0"), &format!("{p}.{k}.1")),
                 b.stride,
                 b.hidden,
+                m,
             )?;
-            let project = ConvBn::new(&varmap, &vb, &format!("{p}.{}", k + 1), &format!("{p}.{}", k + 2), 1, 1)?;
+            let project = ConvBn::new(
+                &varmap,
+                &vb,
+                (&format!("{p}.{}", k + 1), &format!("{p}.{}", k + 2)),
+                1,
+                1,
+                m,
+            )?;
             blocks.push(Block {
                 expand,
                 depthwise,
@@ -402,10 +428,10 @@ impl MobileNetV2 {
         let head = ConvBn::new(
             &varmap,
             &vb,
-            &format!("features.{h}.0"),
-            &format!("features.{h}.1"),
+            (&format!("features.{h}.0"), &format!("features.{h}.1")),
             1,
             1,
+            m,
         )?;
         let classifier_w = var(&varmap, "classifier.1.weight")?;
         let classifier_b = var(&varmap, "classifier.1.bias")?;
