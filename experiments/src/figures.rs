@@ -14,23 +14,23 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use combustion::pipeline::RunArtifacts;
-use condense::{cosine_similarity, feature_norms, group_to_width, neuron_features, Linkage, Mlp};
+use condense::{cosine_similarity, feature_norms, group_to_width, neuron_features, Linkage, Mlp, SimilarityMatrix};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 const FONT: &[u8] = include_bytes!("../../data/fonts/DejaVuSans.ttf");
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
 }
 
-type Area<'a, DB> = DrawingArea<DB, Shift>;
+pub(crate) type Area<'a, DB> = DrawingArea<DB, Shift>;
 
 /// Draws `draw` into `dir/name.png` and `dir/name.svg`.
-fn both(
+pub(crate) fn both(
     dir: &Path,
     name: &str,
     size: (u32, u32),
@@ -65,6 +65,8 @@ macro_rules! figure {
         )
     };
 }
+
+pub mod cifar;
 
 /// Writes every figure of a run into `dir`.
 pub fn write_all(dir: &Path, a: &RunArtifacts) -> Result<()> {
@@ -191,8 +193,8 @@ fn rounds(dir: &Path, a: &RunArtifacts) -> Result<()> {
 
 /// Cosine similarities of one hidden layer, neurons ordered by an agglomerative grouping to
 /// `groups` clusters (largest first) so condensed neurons show as blocks on the diagonal.
-struct SimilarityMap {
-    layer: usize,
+pub(crate) struct SimilarityMap {
+    label: String,
     width: usize,
     /// Similarities in grouped order, row-major `width x width`.
     ordered: Vec<f32>,
@@ -201,10 +203,18 @@ struct SimilarityMap {
 impl SimilarityMap {
     fn new(mlp: &Mlp, layer: usize, groups: usize) -> Result<Self> {
         let f = neuron_features(mlp, layer)?;
-        let sim = cosine_similarity(&f)?;
-        let norms = feature_norms(&f)?;
+        Self::from_matrix(
+            format!("hidden layer {layer}"),
+            &cosine_similarity(&f)?,
+            &feature_norms(&f)?,
+            groups,
+        )
+    }
+
+    /// A map of any similarity matrix (neurons or channels) labelled `label`.
+    pub(crate) fn from_matrix(label: String, sim: &SimilarityMatrix, norms: &[f32], groups: usize) -> Result<Self> {
         let width = sim.len();
-        let order: Vec<usize> = match group_to_width(&sim, &norms, groups.clamp(1, width), Linkage::Average, -1.0, 0) {
+        let order: Vec<usize> = match group_to_width(sim, norms, groups.clamp(1, width), Linkage::Average, -1.0, 0) {
             Ok(mut g) => {
                 g.sort_by_key(|x| std::cmp::Reverse(x.members.len()));
                 g.into_iter().flat_map(|x| x.members).collect()
@@ -213,7 +223,7 @@ impl SimilarityMap {
         };
         let full = sim.permuted(&order);
         Ok(SimilarityMap {
-            layer,
+            label,
             width,
             ordered: full.iter().flat_map(|row| row.iter().copied()).collect(),
         })
@@ -260,10 +270,7 @@ where
         let m = map.pooled(cells);
         let n = m.len();
         let mut chart = ChartBuilder::on(panel)
-            .caption(
-                format!("hidden layer {} ({} neurons)", map.layer, map.width),
-                ("sans-serif", 15),
-            )
+            .caption(format!("{} ({} neurons)", map.label, map.width), ("sans-serif", 15))
             .margin(8)
             .build_cartesian_2d(0usize..n, 0usize..n)?;
         chart.configure_mesh().disable_mesh().disable_axes().draw()?;
@@ -285,19 +292,24 @@ fn similarity_maps(dir: &Path, stage: &str, what: &str, mlp: &Mlp, groups: &[usi
         .map(|l| SimilarityMap::new(mlp, l, groups.get(l).copied().unwrap_or(1)))
         .collect::<Result<Vec<_>>>()?;
     let title = format!("cosine similarity of [w, b] per hidden layer, {what} (red +1, blue -1; grouped order)");
+    write_maps(dir, &format!("similarity_{stage}"), &title, &maps)
+}
+
+/// Writes `dir/name.png` (128 x 128 cells per panel) and `dir/name.svg` (32 x 32).
+pub(crate) fn write_maps(dir: &Path, name: &str, title: &str, maps: &[SimilarityMap]) -> Result<()> {
+    register_font();
     let size = (360 * maps.len().max(1) as u32, 420);
-    let name = format!("similarity_{stage}");
     let png = dir.join(format!("{name}.png"));
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
         root.fill(&WHITE)?;
-        draw_maps(&root, &title, &maps, 128)?;
+        draw_maps(&root, title, maps, 128)?;
         root.present().with_context(|| format!("writing {}", png.display()))?;
     }
     let svg = dir.join(format!("{name}.svg"));
     let root = SVGBackend::new(&svg, size).into_drawing_area();
     root.fill(&WHITE)?;
-    draw_maps(&root, &title, &maps, 32)?;
+    draw_maps(&root, title, maps, 32)?;
     root.present().with_context(|| format!("writing {}", svg.display()))?;
     Ok(())
 }

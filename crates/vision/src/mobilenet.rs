@@ -294,14 +294,14 @@ impl ConvBn {
     }
 }
 
-/// A 1x1 convolution as a matrix product: `(B, Cin, H, W)` -> `(B, Cout, H, W)`.
+/// A 1x1 convolution as a matrix product per image: `W (Cout, Cin) x X_b (Cin, H W)`, no
+/// transposes.
 fn pointwise(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, c, h, wd) = x.dims4()?;
     let o = w.dim(0)?;
     let w2 = w.reshape((o, c))?;
-    // (B, C, HW) -> (B, HW, C) x (C, O) -> (B, HW, O) -> (B, O, H, W)
-    let y = x.reshape((b, c, h * wd))?.transpose(1, 2)?.broadcast_matmul(&w2.t()?)?;
-    Ok(y.transpose(1, 2)?.reshape((b, o, h, wd))?)
+    let y = w2.broadcast_matmul(&x.reshape((b, c, h * wd))?)?;
+    Ok(y.reshape((b, o, h, wd))?)
 }
 
 /// A 3x3 depthwise convolution (padding 1) as nine shifted, channel-scaled copies; stride 2

@@ -1,0 +1,42 @@
+//! Times of the building blocks on one typical tensor: `cargo run --release -p vision
+//! --example op_time`.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::ModuleT;
+
+fn time(what: &str, f: impl Fn() -> candle_core::Result<Tensor>) -> candle_core::Result<()> {
+    f()?;
+    let t = Instant::now();
+    for _ in 0..5 {
+        f()?;
+    }
+    println!("{what}: {:.1} ms", t.elapsed().as_secs_f64() * 200.0);
+    Ok(())
+}
+
+fn main() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    let (b, c, h) = (128, 144, 8);
+    let x = Tensor::randn(0f32, 1., (b, c, h, h), &dev)?;
+    let wd = Tensor::randn(0f32, 1., (c, 1, 3, 3), &dev)?;
+    let wp = Tensor::randn(0f32, 1., (32, c, 1, 1), &dev)?;
+    time("depthwise (shifted copies)", || {
+        vision::mobilenet::depthwise3x3(&x, &wd, 1).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    })?;
+    time("depthwise (grouped conv2d)", || x.conv2d(&wd, 1, 1, 1, c))?;
+    time("pointwise (conv2d)", || x.conv2d(&wp, 0, 1, 1, 1))?;
+    time("pointwise (matmul, W x)", || {
+        let w2 = wp.reshape((32, c))?;
+        w2.broadcast_matmul(&x.reshape((b, c, h * h))?)?.reshape((b, 32, h, h))
+    })?;
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, candle_core::DType::F32, &dev);
+    let bn = candle_nn::batch_norm(c, 1e-5, vb)?;
+    time("batch norm train", || bn.forward_t(&x, true))?;
+    time("batch norm eval", || bn.forward_t(&x, false))?;
+    time("clamp", || x.clamp(0f32, 6f32))?;
+    time("add", || &x + &x)?;
+    Ok(())
+}
