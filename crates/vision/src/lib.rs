@@ -6,7 +6,9 @@
 //! (the network) -> [`training`] (SGD, checkpoints, accuracy) -> [`reduction`] (channel sets,
 //! merge or prune, retraining rounds).
 
+pub mod activation;
 pub mod cifar;
+pub mod depthwise;
 pub mod error;
 pub mod mobilenet;
 pub mod reduction;

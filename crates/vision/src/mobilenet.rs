@@ -285,12 +285,12 @@ impl ConvBn {
         let y = if self.groups == 1 && self.weight.dim(2)? == 1 {
             pointwise(x, &self.weight)?
         } else if self.groups > 1 {
-            depthwise3x3(x, &self.weight, self.stride)?
+            crate::depthwise::depthwise3x3(x, &self.weight, self.stride)?
         } else {
             x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
         };
         let y = self.bn.forward_t(&y, train)?;
-        Ok(if relu6 { y.clamp(0f32, 6f32)? } else { y })
+        Ok(if relu6 { crate::activation::relu6(&y)? } else { y })
     }
 }
 
@@ -302,42 +302,6 @@ fn pointwise(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let w2 = w.reshape((o, c))?;
     let y = w2.broadcast_matmul(&x.reshape((b, c, h * wd))?)?;
     Ok(y.reshape((b, o, h, wd))?)
-}
-
-/// A 3x3 depthwise convolution (padding 1) as nine shifted, channel-scaled copies; stride 2
-/// keeps every second row and column. Faster on the CPU than a grouped conv (one conv per
-/// channel), and differentiable with candle's autograd.
-pub fn depthwise3x3(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
-    let (b, c, h, wd) = x.dims4()?;
-    let padded = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
-    let w = w.reshape((c, 9))?;
-    let mut acc: Option<Tensor> = None;
-    for ky in 0..3 {
-        for kx in 0..3 {
-            let k = w.narrow(1, ky * 3 + kx, 1)?.reshape((1, c, 1, 1))?;
-            let shifted = padded.narrow(2, ky, h)?.narrow(3, kx, wd)?;
-            let term = shifted.broadcast_mul(&k)?;
-            acc = Some(match acc {
-                None => term,
-                Some(a) => (a + term)?,
-            });
-        }
-    }
-    let y = acc.expect("nine terms");
-    if stride == 1 {
-        return Ok(y);
-    }
-    // Keep rows and columns 0, 2, 4, ... (output size ceil(h / 2) for padding 1).
-    let (ho, wo) = (h.div_ceil(2), wd.div_ceil(2));
-    let y = if h % 2 == 1 || wd % 2 == 1 {
-        y.pad_with_zeros(2, 0, h % 2)?.pad_with_zeros(3, 0, wd % 2)?
-    } else {
-        y
-    };
-    Ok(y.reshape((b, c, ho, 2, wo, 2))?
-        .narrow(3, 0, 1)?
-        .narrow(5, 0, 1)?
-        .reshape((b, c, ho, wo))?)
 }
 
 struct Block {
@@ -525,7 +489,7 @@ mod tests {
         let x = Tensor::randn(0f32, 1., (2, 5, 7, 8), &dev).unwrap();
         let w = Tensor::randn(0f32, 1., (5, 1, 3, 3), &dev).unwrap();
         for stride in [1, 2] {
-            let a = depthwise3x3(&x, &w, stride).unwrap();
+            let a = crate::depthwise::depthwise3x3(&x, &w, stride).unwrap();
             let b = x.conv2d(&w, 1, stride, 1, 5).unwrap();
             assert_eq!(a.dims(), b.dims(), "stride {stride}");
             let d: f32 = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
