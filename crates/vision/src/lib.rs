@@ -6,6 +6,10 @@
 //! (the network) -> [`training`] (SGD, checkpoints, accuracy) -> [`reduction`] (channel sets,
 //! merge or prune, retraining rounds).
 
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod activation;
 pub mod cifar;
 pub mod depthwise;
