@@ -22,7 +22,7 @@ fn main() -> candle_core::Result<()> {
     let x = Tensor::randn(0f32, 1., (b, c, h, h), &dev)?;
     let wd = Tensor::randn(0f32, 1., (c, 1, 3, 3), &dev)?;
     let wp = Tensor::randn(0f32, 1., (32, c, 1, 1), &dev)?;
-    time("depthwise (custom op)", || vision::depthwise::depthwise3x3(&x, &wd, 1))?;
+    time("depthwise (custom op)", || vision::fused::depthwise3x3(&x, &wd, 1))?;
     time("depthwise (grouped conv2d)", || x.conv2d(&wd, 1, 1, 1, c))?;
     time("pointwise (conv2d)", || x.conv2d(&wp, 0, 1, 1, 1))?;
     time("pointwise (matmul, W x)", || {
@@ -36,9 +36,7 @@ fn main() -> candle_core::Result<()> {
     time("batch norm eval", || bn.forward_t(&x, false))?;
     time("clamp", || x.clamp(0f32, 6f32))?;
     time("add", || &x + &x)?;
-    time_bwd("depthwise (custom op)", &x, |v| {
-        vision::depthwise::depthwise3x3(v, &wd, 1)
-    })?;
+    time_bwd("depthwise (custom op)", &x, |v| vision::fused::depthwise3x3(v, &wd, 1))?;
     time_bwd("pointwise (matmul)", &x, |v| {
         wp.reshape((32, c))?
             .broadcast_matmul(&v.reshape((b, c, h * h))?)?
@@ -46,7 +44,7 @@ fn main() -> candle_core::Result<()> {
     })?;
     time_bwd("batch norm train", &x, |v| bn.forward_t(v, true))?;
     time_bwd("clamp", &x, |v| v.clamp(0f32, 6f32))?;
-    time_bwd("relu6 (custom op)", &x, vision::activation::relu6)?;
+    time_bwd("relu6 (custom op)", &x, vision::fused::relu6)?;
     time_bwd("add", &x, |v| v + v)?;
     Ok(())
 }

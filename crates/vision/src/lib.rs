@@ -10,10 +10,9 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub mod activation;
 pub mod cifar;
-pub mod depthwise;
 pub mod error;
+pub mod fused;
 pub mod mobilenet;
 pub mod reduction;
 pub mod training;

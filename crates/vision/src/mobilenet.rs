@@ -285,12 +285,12 @@ impl ConvBn {
         let y = if self.groups == 1 && self.weight.dim(2)? == 1 {
             pointwise(x, &self.weight)?
         } else if self.groups > 1 {
-            crate::depthwise::depthwise3x3(x, &self.weight, self.stride)?
+            crate::fused::depthwise3x3(x, &self.weight, self.stride)?
         } else {
             x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
         };
         let y = self.bn.forward_t(&y, train)?;
-        Ok(if relu6 { crate::activation::relu6(&y)? } else { y })
+        Ok(if relu6 { crate::fused::relu6(&y)? } else { y })
     }
 }
 
@@ -489,7 +489,7 @@ mod tests {
         let x = Tensor::randn(0f32, 1., (2, 5, 7, 8), &dev).unwrap();
         let w = Tensor::randn(0f32, 1., (5, 1, 3, 3), &dev).unwrap();
         for stride in [1, 2] {
-            let a = crate::depthwise::depthwise3x3(&x, &w, stride).unwrap();
+            let a = crate::fused::depthwise3x3(&x, &w, stride).unwrap();
             let b = x.conv2d(&w, 1, stride, 1, 5).unwrap();
             assert_eq!(a.dims(), b.dims(), "stride {stride}");
             let d: f32 = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
