@@ -32,6 +32,10 @@ fn main() -> candle_core::Result<()> {
     let vm = candle_nn::VarMap::new();
     let vb = candle_nn::VarBuilder::from_varmap(&vm, candle_core::DType::F32, &dev);
     let bn = candle_nn::batch_norm(c, 1e-5, vb)?;
+    let (ones, zeros) = (
+        Tensor::ones(c, candle_core::DType::F32, &dev)?,
+        Tensor::zeros(c, candle_core::DType::F32, &dev)?,
+    );
     time("batch norm train", || bn.forward_t(&x, true))?;
     time("batch norm eval", || bn.forward_t(&x, false))?;
     time("clamp", || x.clamp(0f32, 6f32))?;
@@ -42,7 +46,23 @@ fn main() -> candle_core::Result<()> {
             .broadcast_matmul(&v.reshape((b, c, h * h))?)?
             .reshape((b, 32, h, h))
     })?;
+    time_bwd("pointwise (one matmul, transposed)", &x, |v| {
+        let xt = v
+            .reshape((b, c, h * h))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((c, b * h * h))?;
+        wp.reshape((32, c))?
+            .matmul(&xt)?
+            .reshape((32, b, h * h))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((b, 32, h, h))
+    })?;
     time_bwd("batch norm train", &x, |v| bn.forward_t(v, true))?;
+    time_bwd("batch norm train (fused)", &x, |v| {
+        vision::fused::batch_norm_train(v, &ones, &zeros, 1e-5)
+    })?;
     time_bwd("clamp", &x, |v| v.clamp(0f32, 6f32))?;
     time_bwd("relu6 (custom op)", &x, vision::fused::relu6)?;
     time_bwd("add", &x, |v| v + v)?;

@@ -8,7 +8,7 @@
 //! and backward for 1.2M elements). The loops here, parallel with rayon over image planes or
 //! chunks, need no temporary tensors.
 
-use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Output size of a 3x3 conv with padding 1.
@@ -272,6 +272,220 @@ pub fn relu6(x: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1(Relu6)
 }
 
+/// Per-channel mean and biased variance of `x (B, C, ...)` over batch and space, as `(C,)` f64
+/// vectors.
+fn channel_stats(x: &[f32], b: usize, c: usize, plane: usize) -> (Vec<f64>, Vec<f64>) {
+    let per: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut sum, mut sq) = (0f64, 0f64);
+            for img in 0..b {
+                let p = &x[(img * c + ch) * plane..(img * c + ch + 1) * plane];
+                let (mut s1, mut s2) = (0f32, 0f32);
+                for &v in p {
+                    s1 += v;
+                    s2 += v * v;
+                }
+                sum += s1 as f64;
+                sq += s2 as f64;
+            }
+            let n = (b * plane) as f64;
+            let mean = sum / n;
+            (mean, (sq / n - mean * mean).max(0.0))
+        })
+        .collect();
+    per.into_iter().unzip()
+}
+
+fn dims_bcp(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+    let d = l.shape().dims();
+    if d.len() < 2 {
+        candle_core::bail!("batch norm input must have at least 2 dimensions, got {d:?}")
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+/// Training-mode BatchNorm: `y = gamma (x - mean) / sqrt(var + eps) + beta` with the batch's
+/// per-channel statistics; backward to `x`, `gamma` and `beta`.
+struct BatchNormTrain {
+    eps: f64,
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "batch norm input")?;
+        let g = f32_slice(s2, l2, "batch norm weight")?;
+        let beta = f32_slice(s3, l3, "batch norm bias")?;
+        let (b, c, plane) = dims_bcp(l1)?;
+        let (mean, var) = channel_stats(x, b, c, plane);
+        let scale: Vec<f32> = (0..c)
+            .map(|k| (g[k] as f64 / (var[k] + self.eps).sqrt()) as f32)
+            .collect();
+        let shift: Vec<f32> = (0..c).map(|k| beta[k] - (mean[k] as f32) * scale[k]).collect();
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(plane)
+            .zip(x.par_chunks(plane))
+            .enumerate()
+            .for_each(|(p, (o, i))| {
+                let k = p % c;
+                for (o, &v) in o.iter_mut().zip(i) {
+                    *o = v * scale[k] + shift[k];
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (gx, gparams) = (
+            x.apply_op3_no_bwd(gamma, &grad, &BatchNormInputGrad { eps: self.eps })?,
+            x.apply_op2_no_bwd(&grad, &BatchNormParamGrad { eps: self.eps })?,
+        );
+        Ok((Some(gx), Some(gparams.get(0)?), Some(gparams.get(1)?)))
+    }
+}
+
+/// `dx = gamma / sigma (dy - mean(dy) - xhat mean(dy xhat))` per channel.
+struct BatchNormInputGrad {
+    eps: f64,
+}
+
+impl CustomOp3 for BatchNormInputGrad {
+    fn name(&self) -> &'static str {
+        "batch-norm-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "batch norm input")?;
+        let g = f32_slice(s2, l2, "batch norm weight")?;
+        let dy = f32_slice(s3, l3, "gradient")?;
+        let (b, c, plane) = dims_bcp(l1)?;
+        let (mean, var) = channel_stats(x, b, c, plane);
+        let n = (b * plane) as f64;
+        // Per channel: mean(dy) and mean(dy * xhat).
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|k| {
+                let inv = 1.0 / (var[k] + self.eps).sqrt();
+                let (mut sd, mut sdx) = (0f64, 0f64);
+                for img in 0..b {
+                    let o = (img * c + k) * plane;
+                    for i in o..o + plane {
+                        sd += dy[i] as f64;
+                        sdx += dy[i] as f64 * (x[i] as f64 - mean[k]) * inv;
+                    }
+                }
+                (sd / n, sdx / n)
+            })
+            .collect();
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(plane).enumerate().for_each(|(p, o)| {
+            let k = p % c;
+            let inv = 1.0 / (var[k] + self.eps).sqrt();
+            let (md, mdx) = sums[k];
+            let a = g[k] as f64 * inv;
+            let start = p * plane;
+            for (j, o) in o.iter_mut().enumerate() {
+                let i = start + j;
+                let xhat = (x[i] as f64 - mean[k]) * inv;
+                *o = (a * (dy[i] as f64 - md - xhat * mdx)) as f32;
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// `[sum(dy xhat), sum(dy)]` per channel, `(2, C)`.
+struct BatchNormParamGrad {
+    eps: f64,
+}
+
+impl CustomOp2 for BatchNormParamGrad {
+    fn name(&self) -> &'static str {
+        "batch-norm-param-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "batch norm input")?;
+        let dy = f32_slice(s2, l2, "gradient")?;
+        let (b, c, plane) = dims_bcp(l1)?;
+        let (mean, var) = channel_stats(x, b, c, plane);
+        let per: Vec<(f32, f32)> = (0..c)
+            .into_par_iter()
+            .map(|k| {
+                let inv = 1.0 / (var[k] + self.eps).sqrt();
+                let (mut gg, mut gb) = (0f64, 0f64);
+                for img in 0..b {
+                    let o = (img * c + k) * plane;
+                    for i in o..o + plane {
+                        gg += dy[i] as f64 * (x[i] as f64 - mean[k]) * inv;
+                        gb += dy[i] as f64;
+                    }
+                }
+                (gg as f32, gb as f32)
+            })
+            .collect();
+        let (gg, gb): (Vec<f32>, Vec<f32>) = per.into_iter().unzip();
+        Ok((CpuStorage::F32([gg, gb].concat()), Shape::from((2, c))))
+    }
+}
+
+/// Per-channel statistics `(mean, biased variance)` of `x (B, C, ...)` f32, as `(C,)` tensors.
+pub fn batch_stats(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let x = x.contiguous()?;
+    let (b, c, plane) = {
+        let d = x.dims();
+        if d.len() < 2 {
+            candle_core::bail!("batch norm input must have at least 2 dimensions, got {d:?}")
+        }
+        (d[0], d[1], d[2..].iter().product::<usize>())
+    };
+    let v = x.flatten_all()?.to_vec1::<f32>()?;
+    let (m, var) = channel_stats(&v, b, c, plane);
+    let to = |v: Vec<f64>| Tensor::from_vec(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), c, x.device());
+    Ok((to(m)?, to(var)?))
+}
+
+/// Training-mode BatchNorm of `x (B, C, ...)` with batch statistics, differentiable in `x`,
+/// `gamma` and `beta` (all f32).
+pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNormTrain { eps })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +540,51 @@ mod tests {
         let ga = (a * &probe).unwrap().sum_all().unwrap().backward().unwrap();
         let gb = (b * &probe).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(d(ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap()) < 1e-5);
+    }
+
+    #[test]
+    fn batch_norm_matches_the_reference_and_its_gradients() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&(Tensor::randn(0.5f32, 2., (4, 3, 5, 5), &dev).unwrap())).unwrap();
+        let g = Var::from_tensor(&Tensor::new(&[1.5f32, -0.5, 0.8], &dev).unwrap()).unwrap();
+        let bt = Var::from_tensor(&Tensor::new(&[0.1f32, 0.2, -0.3], &dev).unwrap()).unwrap();
+        let probe = Tensor::randn(0f32, 1., (4, 3, 5, 5), &dev).unwrap();
+        let ours = batch_norm_train(x.as_tensor(), g.as_tensor(), bt.as_tensor(), 1e-5).unwrap();
+        // Reference with candle ops.
+        let xt = x.as_tensor();
+        let mean = xt
+            .mean_keepdim(0)
+            .unwrap()
+            .mean_keepdim(2)
+            .unwrap()
+            .mean_keepdim(3)
+            .unwrap();
+        let centered = xt.broadcast_sub(&mean).unwrap();
+        let var = centered
+            .sqr()
+            .unwrap()
+            .mean_keepdim(0)
+            .unwrap()
+            .mean_keepdim(2)
+            .unwrap()
+            .mean_keepdim(3)
+            .unwrap();
+        let reference = centered
+            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(&g.as_tensor().reshape((1, 3, 1, 1)).unwrap())
+            .unwrap()
+            .broadcast_add(&bt.as_tensor().reshape((1, 3, 1, 1)).unwrap())
+            .unwrap();
+        assert!(max_diff(&ours, &reference) < 1e-4);
+        let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &g, &bt] {
+            let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+            assert!(max_diff(a, b) < 1e-3, "gradient differs by {}", max_diff(a, b));
+        }
+        let (m, v) = batch_stats(x.as_tensor()).unwrap();
+        assert_eq!(m.dims(), &[3]);
+        assert!(v.to_vec1::<f32>().unwrap().iter().all(|&v| v > 1.0));
     }
 }
