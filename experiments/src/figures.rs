@@ -73,18 +73,24 @@ pub fn write_all(dir: &Path, a: &RunArtifacts) -> Result<()> {
     register_font();
     loss_curves(dir, a)?;
     rounds(dir, a)?;
-    // Every map is ordered by a grouping to the condensed widths, so blocks show which
-    // neurons condensation merged (or would merge, before training).
-    let groups = a.condensed.mlp.hidden_widths();
-    similarity_maps(dir, "initial", "before training", &a.initial, &groups)?;
-    similarity_maps(dir, "original", "after training", &a.original.mlp, &groups)?;
-    similarity_maps(dir, "condensed", "after condensation", &a.condensed.mlp, &groups)?;
+    similarity_stages(dir, &a.initial, &a.original.mlp, &a.condensed.mlp)?;
     scatter(dir, a)?;
     for case in &a.ignitions {
         ignition(dir, a, case)?;
     }
     delay_error(dir, a)?;
     Ok(())
+}
+
+/// `similarity_{initial,original,condensed}`: every hidden layer before training, after
+/// training and after condensation. Every map is ordered by a grouping to the condensed widths,
+/// so blocks show which neurons condensation merged (or would merge, before training).
+pub fn similarity_stages(dir: &Path, initial: &Mlp, original: &Mlp, condensed: &Mlp) -> Result<()> {
+    register_font();
+    let groups = condensed.hidden_widths();
+    similarity_maps(dir, "initial", "before training", initial, &groups)?;
+    similarity_maps(dir, "original", "after training", original, &groups)?;
+    similarity_maps(dir, "condensed", "after condensation", condensed, &groups)
 }
 
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {

@@ -140,6 +140,15 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1100,1200")]
         ignition_t0: Vec<f64>,
     },
+    /// Redraw the similarity heat maps of a run directory (every hidden layer before
+    /// training, after training and after condensation) from its saved networks.
+    Similarity {
+        /// The run directory (holding `original.*` and `condensed.*`).
+        run_dir: PathBuf,
+        /// Mechanism the surrogates were trained for.
+        #[arg(long, default_value = "embedded")]
+        mechanism: String,
+    },
     /// Join the shards of one generation run into one file.
     Merge {
         /// Output file.
@@ -423,6 +432,27 @@ fn run(cli: Cli) -> Result<()> {
             ]);
             condensed.save(&output, prov)?;
             println!("saved {}", output.display());
+            Ok(())
+        }
+        Command::Similarity { run_dir, mechanism } => {
+            let mech = Mechanism::load(&mechanism).with_context(|| format!("loading mechanism '{mechanism}'"))?;
+            let load = |name: &str| {
+                let stem = run_dir.join(name);
+                combustion::Surrogate::load(&stem, Some(&mech)).with_context(|| format!("loading '{}'", stem.display()))
+            };
+            let ((original, prov), (condensed, _)) = (load("original")?, load("condensed")?);
+            let cfg: combustion::train::SurrogateConfig = serde_json::from_value(
+                prov.get("config")
+                    .cloned()
+                    .context("the original's provenance has no 'config' (not written by `combustion run`)")?,
+            )
+            .context("reading the original's training config")?;
+            let initial = cfg.initial_mlp(original.species.len())?;
+            figures::similarity_stages(&run_dir, &initial, &original.mlp, &condensed.mlp)?;
+            println!(
+                "wrote similarity_{{initial,original,condensed}} in {}",
+                run_dir.display()
+            );
             Ok(())
         }
         Command::Evaluate {
