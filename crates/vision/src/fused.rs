@@ -272,9 +272,23 @@ pub fn relu6(x: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1(Relu6)
 }
 
-/// Per-channel mean and biased variance of `x (B, C, ...)` over batch and space, as `(C,)` f64
-/// vectors.
-fn channel_stats(x: &[f32], b: usize, c: usize, plane: usize) -> (Vec<f64>, Vec<f64>) {
+/// Per-channel mean and biased variance of a BatchNorm input, computed once per forward pass
+/// and reused by the backward pass.
+#[derive(Clone, Debug)]
+struct Stats {
+    mean: Vec<f64>,
+    var: Vec<f64>,
+}
+
+impl Stats {
+    /// `1 / sqrt(var + eps)` of channel `k`.
+    fn inv_std(&self, k: usize, eps: f64) -> f64 {
+        1.0 / (self.var[k] + eps).sqrt()
+    }
+}
+
+/// Statistics of `x (B, C, ...)` over batch and space.
+fn channel_stats(x: &[f32], b: usize, c: usize, plane: usize) -> Stats {
     let per: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ch| {
@@ -294,7 +308,8 @@ fn channel_stats(x: &[f32], b: usize, c: usize, plane: usize) -> (Vec<f64>, Vec<
             (mean, (sq / n - mean * mean).max(0.0))
         })
         .collect();
-    per.into_iter().unzip()
+    let (mean, var) = per.into_iter().unzip();
+    Stats { mean, var }
 }
 
 fn dims_bcp(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
@@ -305,10 +320,28 @@ fn dims_bcp(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
     Ok((d[0], d[1], d[2..].iter().product()))
 }
 
+/// `(2, C)`: per-channel mean and biased variance of `x (B, C, ...)`, read in place.
+struct ChannelStats;
+
+impl CustomOp1 for ChannelStats {
+    fn name(&self) -> &'static str {
+        "batch-norm-stats"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "batch norm input")?;
+        let (b, c, plane) = dims_bcp(l)?;
+        let st = channel_stats(x, b, c, plane);
+        let out: Vec<f32> = st.mean.iter().chain(&st.var).map(|&v| v as f32).collect();
+        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+    }
+}
+
 /// Training-mode BatchNorm: `y = gamma (x - mean) / sqrt(var + eps) + beta` with the batch's
-/// per-channel statistics; backward to `x`, `gamma` and `beta`.
+/// per-channel statistics `stats` (of `x`); backward to `x`, `gamma` and `beta`.
 struct BatchNormTrain {
     eps: f64,
+    stats: Stats,
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -328,12 +361,13 @@ impl CustomOp3 for BatchNormTrain {
         let x = f32_slice(s1, l1, "batch norm input")?;
         let g = f32_slice(s2, l2, "batch norm weight")?;
         let beta = f32_slice(s3, l3, "batch norm bias")?;
-        let (b, c, plane) = dims_bcp(l1)?;
-        let (mean, var) = channel_stats(x, b, c, plane);
+        let (_, c, plane) = dims_bcp(l1)?;
         let scale: Vec<f32> = (0..c)
-            .map(|k| (g[k] as f64 / (var[k] + self.eps).sqrt()) as f32)
+            .map(|k| (g[k] as f64 * self.stats.inv_std(k, self.eps)) as f32)
             .collect();
-        let shift: Vec<f32> = (0..c).map(|k| beta[k] - (mean[k] as f32) * scale[k]).collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|k| beta[k] - (self.stats.mean[k] as f32) * scale[k])
+            .collect();
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(plane)
             .zip(x.par_chunks(plane))
@@ -356,17 +390,36 @@ impl CustomOp3 for BatchNormTrain {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let (gx, gparams) = (
-            x.apply_op3_no_bwd(gamma, &grad, &BatchNormInputGrad { eps: self.eps })?,
-            x.apply_op2_no_bwd(&grad, &BatchNormParamGrad { eps: self.eps })?,
-        );
-        Ok((Some(gx), Some(gparams.get(0)?), Some(gparams.get(1)?)))
+        // The parameter gradients are the per-channel sums the input gradient needs.
+        let sums = x.apply_op2_no_bwd(
+            &grad,
+            &BatchNormParamGrad {
+                eps: self.eps,
+                stats: self.stats.clone(),
+            },
+        )?;
+        let s = sums.to_vec2::<f32>()?;
+        let gx = x.apply_op3_no_bwd(
+            gamma,
+            &grad,
+            &BatchNormInputGrad {
+                eps: self.eps,
+                stats: self.stats.clone(),
+                sum_dy_xhat: s[0].clone(),
+                sum_dy: s[1].clone(),
+            },
+        )?;
+        Ok((Some(gx), Some(sums.get(0)?), Some(sums.get(1)?)))
     }
 }
 
-/// `dx = gamma / sigma (dy - mean(dy) - xhat mean(dy xhat))` per channel.
+/// `dx = gamma / sigma (dy - mean(dy) - xhat mean(dy xhat))` per channel, from the sums of
+/// [`BatchNormParamGrad`].
 struct BatchNormInputGrad {
     eps: f64,
+    stats: Stats,
+    sum_dy_xhat: Vec<f32>,
+    sum_dy: Vec<f32>,
 }
 
 impl CustomOp3 for BatchNormInputGrad {
@@ -387,34 +440,17 @@ impl CustomOp3 for BatchNormInputGrad {
         let g = f32_slice(s2, l2, "batch norm weight")?;
         let dy = f32_slice(s3, l3, "gradient")?;
         let (b, c, plane) = dims_bcp(l1)?;
-        let (mean, var) = channel_stats(x, b, c, plane);
         let n = (b * plane) as f64;
-        // Per channel: mean(dy) and mean(dy * xhat).
-        let sums: Vec<(f64, f64)> = (0..c)
-            .into_par_iter()
-            .map(|k| {
-                let inv = 1.0 / (var[k] + self.eps).sqrt();
-                let (mut sd, mut sdx) = (0f64, 0f64);
-                for img in 0..b {
-                    let o = (img * c + k) * plane;
-                    for i in o..o + plane {
-                        sd += dy[i] as f64;
-                        sdx += dy[i] as f64 * (x[i] as f64 - mean[k]) * inv;
-                    }
-                }
-                (sd / n, sdx / n)
-            })
-            .collect();
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(plane).enumerate().for_each(|(p, o)| {
             let k = p % c;
-            let inv = 1.0 / (var[k] + self.eps).sqrt();
-            let (md, mdx) = sums[k];
+            let inv = self.stats.inv_std(k, self.eps);
+            let (md, mdx) = (self.sum_dy[k] as f64 / n, self.sum_dy_xhat[k] as f64 / n);
             let a = g[k] as f64 * inv;
             let start = p * plane;
             for (j, o) in o.iter_mut().enumerate() {
                 let i = start + j;
-                let xhat = (x[i] as f64 - mean[k]) * inv;
+                let xhat = (x[i] as f64 - self.stats.mean[k]) * inv;
                 *o = (a * (dy[i] as f64 - md - xhat * mdx)) as f32;
             }
         });
@@ -422,9 +458,10 @@ impl CustomOp3 for BatchNormInputGrad {
     }
 }
 
-/// `[sum(dy xhat), sum(dy)]` per channel, `(2, C)`.
+/// `[sum(dy xhat), sum(dy)]` per channel, `(2, C)`: the gradients of `gamma` and `beta`.
 struct BatchNormParamGrad {
     eps: f64,
+    stats: Stats,
 }
 
 impl CustomOp2 for BatchNormParamGrad {
@@ -442,16 +479,15 @@ impl CustomOp2 for BatchNormParamGrad {
         let x = f32_slice(s1, l1, "batch norm input")?;
         let dy = f32_slice(s2, l2, "gradient")?;
         let (b, c, plane) = dims_bcp(l1)?;
-        let (mean, var) = channel_stats(x, b, c, plane);
         let per: Vec<(f32, f32)> = (0..c)
             .into_par_iter()
             .map(|k| {
-                let inv = 1.0 / (var[k] + self.eps).sqrt();
+                let (inv, mean) = (self.stats.inv_std(k, self.eps), self.stats.mean[k]);
                 let (mut gg, mut gb) = (0f64, 0f64);
                 for img in 0..b {
                     let o = (img * c + k) * plane;
                     for i in o..o + plane {
-                        gg += dy[i] as f64 * (x[i] as f64 - mean[k]) * inv;
+                        gg += dy[i] as f64 * (x[i] as f64 - mean) * inv;
                         gb += dy[i] as f64;
                     }
                 }
@@ -465,25 +501,33 @@ impl CustomOp2 for BatchNormParamGrad {
 
 /// Per-channel statistics `(mean, biased variance)` of `x (B, C, ...)` f32, as `(C,)` tensors.
 pub fn batch_stats(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let s = x.contiguous()?.apply_op1_no_bwd(&ChannelStats)?;
+    Ok((s.get(0)?, s.get(1)?))
+}
+
+/// Training-mode BatchNorm of `x (B, C, ...)` with batch statistics, differentiable in `x`,
+/// `gamma` and `beta` (all f32); also returns the batch's `(mean, biased variance)`, for the
+/// running statistics. The statistics are computed once and reused by the backward pass.
+pub fn batch_norm_train_with_stats(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
     let x = x.contiguous()?;
-    let (b, c, plane) = {
-        let d = x.dims();
-        if d.len() < 2 {
-            candle_core::bail!("batch norm input must have at least 2 dimensions, got {d:?}")
-        }
-        (d[0], d[1], d[2..].iter().product::<usize>())
+    let (mean, var) = batch_stats(&x.detach())?;
+    let stats = Stats {
+        mean: mean.to_vec1::<f32>()?.into_iter().map(f64::from).collect(),
+        var: var.to_vec1::<f32>()?.into_iter().map(f64::from).collect(),
     };
-    let v = x.flatten_all()?.to_vec1::<f32>()?;
-    let (m, var) = channel_stats(&v, b, c, plane);
-    let to = |v: Vec<f64>| Tensor::from_vec(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), c, x.device());
-    Ok((to(m)?, to(var)?))
+    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNormTrain { eps, stats })?;
+    Ok((y, mean, var))
 }
 
 /// Training-mode BatchNorm of `x (B, C, ...)` with batch statistics, differentiable in `x`,
 /// `gamma` and `beta` (all f32).
 pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    x.contiguous()?
-        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNormTrain { eps })
+    Ok(batch_norm_train_with_stats(x, gamma, beta, eps)?.0)
 }
 
 #[cfg(test)]

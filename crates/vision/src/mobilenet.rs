@@ -276,14 +276,14 @@ impl BatchNorm {
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            let (mean, var) = crate::fused::batch_stats(&x.detach())?;
+            let (y, mean, var) = crate::fused::batch_norm_train_with_stats(x, &self.weight, &self.bias, Self::EPS)?;
             let n = (x.elem_count() / x.dim(1)?) as f64;
             let m = self.momentum;
             let rm = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?;
             let rv = ((self.running_var.as_tensor() * (1.0 - m))? + (var * (m * n / (n - 1.0).max(1.0)))?)?;
             self.running_mean.set(&rm)?;
             self.running_var.set(&rv)?;
-            return Ok(crate::fused::batch_norm_train(x, &self.weight, &self.bias, Self::EPS)?);
+            return Ok(y);
         }
         let c = x.dim(1)?;
         let mut shape = vec![1usize; x.rank()];

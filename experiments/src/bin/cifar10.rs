@@ -409,12 +409,8 @@ fn run(args: RunArgs) -> Result<()> {
         config: args.clone(),
     };
     write_json(&dir.join("report.json"), &report)?;
-    experiments::figures::cifar::write_all(&dir, &report_value(&report)?, &spec, &original, &cur_spec, &cur)
+    experiments::figures::cifar::write_all(&dir, &serde_json::to_value(&report)?, &spec, &original, &cur_spec, &cur)
         .context("writing figures")?;
     eprintln!("wrote {}", dir.join("report.json").display());
     Ok(())
-}
-
-fn report_value(r: &Report) -> Result<serde_json::Value> {
-    Ok(serde_json::to_value(r)?)
 }
