@@ -77,10 +77,38 @@ fn tiny_run_writes_report_and_figures() {
     for f in ["cifar_rounds.png", "cifar_widths.svg", "cifar_similarity_original.png"] {
         assert!(run_dir.join(f).exists(), "{f}");
     }
-    // A second run reuses the trained original.
-    let (code, err) = run(&args);
+    // A second run reuses the trained original of the first, merges with the least-squares
+    // refit and skips the pruning baseline.
+    let mut refit_args: Vec<&str> = args.to_vec();
+    refit_args[6] = "tiny-refit";
+    let from = run_dir.to_str().unwrap();
+    refit_args.extend([
+        "--merge",
+        "refit",
+        "--refit-images",
+        "16",
+        "--pruned",
+        "false",
+        "--original-from",
+        from,
+    ]);
+    let (code, err) = run(&refit_args);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("reusing"), "{err}");
+    let refit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("tiny-refit/report.json")).unwrap()).unwrap();
+    assert_eq!(refit["config"]["merge"], "refit");
+    assert!(refit["pruned"].is_null());
+    assert_eq!(refit["condensed"]["parameters"], report["condensed"]["parameters"]);
+    // Reusing an original trained with other settings is an error, not a silent retraining.
+    assert_eq!(refit_args[7], "--epochs");
+    refit_args[8] = "2";
+    let (code, err) = run(&refit_args);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--original-from") && err.contains("other settings"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

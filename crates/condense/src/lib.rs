@@ -78,7 +78,7 @@ pub use merge::{merge_layer, InputMerge, MergeOptions, OutputMerge};
 pub use mlp::{Activation, DenseLayer, Init, Mlp, MlpSpec};
 pub use prune::{magnitude_scores, prune_groups};
 pub use reduction::{reduce, CondenseOptions, LayerOutcome, LayerRule};
-pub use refit::{refit_next_layer, RefitOptions};
+pub use refit::{refit_next_layer, ridge_least_squares, RefitOptions};
 pub use report::{ReductionReport, RoundReport};
 pub use similarity::{
     cosine_similarity, feature_norms, layer_similarity, neuron_features, SimilarityKind, SimilarityMatrix,

@@ -61,33 +61,76 @@ pub fn refit_next_layer(
             format!("must be positive and finite, got {}", options.ridge),
         ));
     }
-    let target = original.pre_activation(calibration, layer + 1)?.to_dtype(DType::F64)?;
-    let h = reduced.layer_output(calibration, layer)?.to_dtype(DType::F64)?;
+    let target = original.pre_activation(calibration, layer + 1)?;
+    let h = reduced.layer_output(calibration, layer)?;
+    let (w, bias) = ridge_least_squares(&h, &target, options, true, layer + 1)?;
+    let next = reduced.layer(layer + 1);
+    let new_next = DenseLayer::new(
+        w.to_dtype(next.weight().dtype())?,
+        bias.expect("asked for a bias").to_dtype(next.weight().dtype())?,
+        next.activation(),
+    )?;
+    reduced.with_layer_replaced(layer + 1, new_next)
+}
+
+/// Ridge least squares `min_{W,c} |H W^T + 1 c^T - Z|^2 + lambda |W|^2` for inputs `h`
+/// `(n, k)` and targets `target` `(n, out)`, with `lambda = ridge * trace(H^T H) / k`.
+/// Returns `W` `(out, k)` and, when `with_bias`, `c` `(out)` (solved in `f64`, returned in
+/// `f32`). `layer` names the refitted layer in errors. This is the solver behind
+/// [`refit_next_layer`], exposed for other layer types (e.g. 1x1 convolutions, whose pixels
+/// are the rows of `h`).
+pub fn ridge_least_squares(
+    h: &Tensor,
+    target: &Tensor,
+    options: RefitOptions,
+    with_bias: bool,
+    layer: usize,
+) -> Result<(Tensor, Option<Tensor>)> {
+    if !(options.ridge.is_finite() && options.ridge > 0.0) {
+        return Err(CondenseError::option(
+            "refit.ridge",
+            format!("must be positive and finite, got {}", options.ridge),
+        ));
+    }
     let (n, k) = h.dims2()?;
-    let ones = Tensor::ones((n, 1), DType::F64, h.device())?;
-    let a = Tensor::cat(&[&h, &ones], 1)?;
+    let (tn, out) = target.dims2()?;
+    if tn != n {
+        return Err(CondenseError::shape(
+            "ridge_least_squares target",
+            format!("({n}, _) rows like the inputs"),
+            format!("({tn}, {out})"),
+        ));
+    }
+    let h = h.to_dtype(DType::F64)?;
+    let target = target.to_dtype(DType::F64)?;
+    let a = if with_bias {
+        let ones = Tensor::ones((n, 1), DType::F64, h.device())?;
+        Tensor::cat(&[&h, &ones], 1)?
+    } else {
+        h
+    };
+    let m = a.dim(1)?;
     let at = a.t()?.contiguous()?;
     let gram: Vec<Vec<f64>> = at.matmul(&a)?.to_vec2()?;
     let rhs: Vec<Vec<f64>> = at.matmul(&target)?.to_vec2()?;
-    let out = rhs[0].len();
 
     let trace: f64 = (0..k).map(|i| gram[i][i]).sum();
     if !trace.is_finite() {
         return Err(CondenseError::NonFinite {
-            what: format!("activations of layer {layer} on the calibration batch"),
+            what: format!("inputs of layer {layer} on the calibration batch"),
         });
     }
     let lambda = options.ridge * (trace / k.max(1) as f64).max(f64::MIN_POSITIVE);
     // The bias column gets a much smaller ridge that only keeps dead (constant) neurons
     // solvable.
-    let g = Mat::<f64>::from_fn(k + 1, k + 1, |i, j| match (i == j, i < k) {
+    let g = Mat::<f64>::from_fn(m, m, |i, j| match (i == j, i < k) {
         (true, true) => gram[i][j] + lambda,
         (true, false) => gram[i][j] + lambda * 1e-6,
         _ => gram[i][j],
     });
-    let mut x = Mat::<f64>::from_fn(k + 1, out, |i, j| rhs[i][j]);
+    let mut x = Mat::<f64>::from_fn(m, out, |i, j| rhs[i][j]);
     let llt = g.llt(Side::Lower).map_err(|e| CondenseError::Refit {
-        layer: layer + 1,
+        layer,
         message: format!("normal equations not positive definite: {e:?}"),
     })?;
     llt.solve_in_place(x.as_mut());
@@ -98,19 +141,16 @@ pub fn refit_next_layer(
             w.push(x[(i, o)] as f32);
         }
     }
-    let bias: Vec<f32> = (0..out).map(|o| x[(k, o)] as f32).collect();
-    if w.iter().chain(&bias).any(|v| !v.is_finite()) {
+    let bias: Option<Vec<f32>> = with_bias.then(|| (0..out).map(|o| x[(k, o)] as f32).collect());
+    if w.iter().chain(bias.iter().flatten()).any(|v| !v.is_finite()) {
         return Err(CondenseError::Refit {
-            layer: layer + 1,
+            layer,
             message: "solution is not finite".into(),
         });
     }
-    let device = reduced.device();
-    let next = reduced.layer(layer + 1);
-    let new_next = DenseLayer::new(
+    let device = target.device();
+    Ok((
         Tensor::from_vec(w, (out, k), device)?,
-        Tensor::from_vec(bias, out, device)?,
-        next.activation(),
-    )?;
-    reduced.with_layer_replaced(layer + 1, new_next)
+        bias.map(|b| Tensor::from_vec(b, out, device)).transpose()?,
+    ))
 }

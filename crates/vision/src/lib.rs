@@ -15,6 +15,7 @@ pub mod error;
 pub mod fused;
 pub mod mobilenet;
 pub mod reduction;
+pub mod refit;
 pub mod training;
 
 pub use cifar::Cifar10;

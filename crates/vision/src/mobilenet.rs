@@ -477,6 +477,35 @@ impl MobileNetV2 {
             .broadcast_add(&self.classifier_b)?)
     }
 
+    /// What each channel set's consumer reads, in evaluation mode, one matrix per set (see
+    /// [`crate::reduction::channel_sets`]): for block `i` the depthwise output (input of the
+    /// project conv) as `(B H W, hidden)`, pixels as rows; for the head the pooled features
+    /// (input of the classifier) as `(B, head)`. Used by the least-squares refit.
+    pub fn consumer_inputs(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let pixels_as_rows = |t: &Tensor| -> Result<Tensor> {
+            let (b, c, h, w) = t.dims4()?;
+            Ok(t.reshape((b, c, h * w))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b * h * w, c))?)
+        };
+        let mut out = Vec::with_capacity(self.blocks.len() + 1);
+        let mut x = self.stem.forward(x, false, true)?;
+        for b in &self.blocks {
+            let mut y = match &b.expand {
+                Some(e) => e.forward(&x, false, true)?,
+                None => x.clone(),
+            };
+            y = b.depthwise.forward(&y, false, true)?;
+            out.push(pixels_as_rows(&y)?);
+            y = b.project.forward(&y, false, false)?;
+            x = if b.residual { (x + y)? } else { y };
+        }
+        let x = self.head.forward(&x, false, true)?;
+        out.push(x.mean(D::Minus1)?.mean(D::Minus1)?);
+        Ok(out)
+    }
+
     /// A snapshot of every parameter and running statistic.
     pub fn params(&self) -> Params {
         let data = self.varmap.data().lock().expect("varmap");

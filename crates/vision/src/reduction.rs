@@ -69,12 +69,12 @@ fn bn_slots(prefix: &str) -> Vec<Slot> {
 
 /// The conv/BN name prefixes of a set: (first conv, its BN, depthwise conv, its BN) for a
 /// block, (head conv, its BN) for the head.
-struct Owners {
-    convs: Vec<(String, String)>,
-    consumer: Slot,
+pub(crate) struct Owners {
+    pub(crate) convs: Vec<(String, String)>,
+    pub(crate) consumer: Slot,
 }
 
-fn owners(spec: &MobileNetV2Spec, set: usize) -> Result<Owners> {
+pub(crate) fn owners(spec: &MobileNetV2Spec, set: usize) -> Result<Owners> {
     let n = spec.blocks.len();
     if set < n {
         let b = &spec.blocks[set];

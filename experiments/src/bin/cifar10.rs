@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use condense::{Linkage, Params};
+use condense::{Linkage, Params, RefitOptions};
 use serde::Serialize;
 use vision::reduction::{fraction_for_ratio, reduce, scaled, set_widths, ChannelRule, SetOutcome};
+use vision::refit::refit_consumers;
 use vision::training::{accuracy, load, recalibrate_batch_norm, save, train, Checkpointing, TrainConfig, TrainHistory};
 use vision::{Cifar10, Downsampling, MobileNetV2Spec};
 
@@ -77,12 +78,29 @@ struct RunArgs {
     /// Condensation rounds (widths shrink geometrically to the target).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// How merged channels are combined: `paper` sums the consumers' input slices; `refit`
+    /// then refits every consumer by least squares on calibration images (data-aware).
+    #[arg(long, value_enum, default_value_t = MergeVariant::Paper)]
+    merge: MergeVariant,
+    /// Calibration images (first training images, no augmentation) of `--merge refit`.
+    #[arg(long, default_value_t = 512)]
+    refit_images: usize,
+    /// Relative ridge of `--merge refit` (scaled by the mean squared activation).
+    #[arg(long, default_value_t = 1e-3)]
+    refit_ridge: f64,
+    /// Reuse the trained original of another run directory (e.g. results/cifar10/full)
+    /// instead of training one; its training settings must match.
+    #[arg(long)]
+    original_from: Option<PathBuf>,
     /// Retraining epochs after each round.
     #[arg(long, default_value_t = 2)]
     retrain_epochs: usize,
     /// Peak learning rate of retraining.
     #[arg(long, default_value_t = 0.02)]
     retrain_learning_rate: f64,
+    /// Also prune the original to the condensed widths and retrain it with the same budget.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pruned: bool,
     /// Also train the original for the same extra budget (the fair reference).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     control: bool,
@@ -92,6 +110,15 @@ struct RunArgs {
     /// Stop after this many training steps of the original (resume by running again).
     #[arg(long)]
     max_train_steps: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum MergeVariant {
+    /// The paper's rule: keep one input kernel, sum the next layer's input slices.
+    Paper,
+    /// The paper's rule, then a least-squares refit of every consumer on calibration images.
+    Refit,
 }
 
 #[derive(Clone, Copy, ValueEnum, Serialize)]
@@ -139,7 +166,7 @@ struct Report {
     test_images: usize,
     original: ModelFigures,
     condensed: ModelFigures,
-    pruned: ModelFigures,
+    pruned: Option<ModelFigures>,
     control: Option<ModelFigures>,
     parameter_ratio: f64,
     rounds: Vec<Round>,
@@ -207,6 +234,9 @@ fn run(args: RunArgs) -> Result<()> {
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    if args.merge == MergeVariant::Refit && args.refit_images == 0 {
+        bail!("--refit-images must be at least 1 with --merge refit");
+    }
     let dir = args.results_dir.join(&args.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let train_set = read(&args.data_dir, false, args.train_images)?;
@@ -230,13 +260,21 @@ fn run(args: RunArgs) -> Result<()> {
     let test_acc = |s: &MobileNetV2Spec, p: &Params| accuracy(s, p, &test_set, 500);
 
     // 1. The original.
-    let stem = dir.join("original");
+    let stem = args.original_from.as_deref().unwrap_or(&dir).join("original");
     let fingerprint = serde_json::json!({"spec": spec, "train": config, "train_images": train_set.len()});
     let (original, history) = match load(&stem) {
         Ok((p, json)) if json.get("fingerprint") == Some(&fingerprint) => {
             eprintln!("reusing {}", stem.display());
             let h = serde_json::from_value(json["history"].clone()).unwrap_or_default();
             (p, h)
+        }
+        found if args.original_from.is_some() => {
+            let why = match found {
+                Ok(_) => "it was trained with other settings (network, epochs, batch, learning rate, seed or images)"
+                    .to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            bail!("--original-from: cannot reuse {}: {why}", stem.display());
         }
         _ => {
             let t = Instant::now();
@@ -278,6 +316,16 @@ fn run(args: RunArgs) -> Result<()> {
         seed: args.seed + 1,
         ..config.clone()
     };
+    let calibration = match args.merge {
+        MergeVariant::Paper => None,
+        MergeVariant::Refit => {
+            let idx: Vec<usize> = (0..args.refit_images.min(train_set.len())).collect();
+            Some(train_set.batch(&idx, None, &candle_core::Device::Cpu)?.0)
+        }
+    };
+    let refit = RefitOptions {
+        ridge: args.refit_ridge,
+    };
     let t = Instant::now();
     let (mut cur_spec, mut cur) = (spec.clone(), original.clone());
     let mut rounds = Vec::new();
@@ -289,6 +337,11 @@ fn run(args: RunArgs) -> Result<()> {
             .map(|width| ChannelRule::Width { width })
             .collect();
         let (s2, p2, sets) = reduce(&cur_spec, &cur, &rules, Linkage::Average)?;
+        let p2 = match &calibration {
+            Some(images) => refit_consumers(&cur_spec, &cur, &s2, &p2, images, refit)
+                .with_context(|| format!("least-squares refit in round {r}"))?,
+            None => p2,
+        };
         let merged = calibrate(&s2, &p2)?;
         let after_merge = test_acc(&s2, &merged)?;
         let out = train_bar(
@@ -328,26 +381,35 @@ fn run(args: RunArgs) -> Result<()> {
     let condensed_acc = rounds.last().map(|r| r.accuracy_after_retrain).unwrap_or(original_acc);
 
     // 3. Magnitude pruning to the same widths, same retraining budget in one go.
-    let t = Instant::now();
     let budget = TrainConfig {
         epochs: args.retrain_epochs * args.rounds,
         ..retrain.clone()
     };
-    let rules: Vec<ChannelRule> = set_widths(&cur_spec)
-        .into_iter()
-        .map(|width| ChannelRule::Prune { width })
-        .collect();
-    let (ps, pp, _) = reduce(&spec, &original, &rules, Linkage::Average)?;
-    let pp = calibrate(&ps, &pp)?;
-    let out = train_bar(&ps, &pp, &train_set, &budget, &Checkpointing::default(), "pruned")?;
-    let pp = calibrate(&ps, &out.params)?;
-    let pruned_acc = test_acc(&ps, &pp)?;
-    wall.insert("prune".to_string(), t.elapsed().as_secs_f64());
-    eprintln!(
-        "pruned: {} parameters, test accuracy {:.2} %",
-        ps.parameter_count(),
-        100.0 * pruned_acc
-    );
+    let pruned = if args.pruned {
+        let t = Instant::now();
+        let rules: Vec<ChannelRule> = set_widths(&cur_spec)
+            .into_iter()
+            .map(|width| ChannelRule::Prune { width })
+            .collect();
+        let (ps, pp, _) = reduce(&spec, &original, &rules, Linkage::Average)?;
+        let pp = calibrate(&ps, &pp)?;
+        let out = train_bar(&ps, &pp, &train_set, &budget, &Checkpointing::default(), "pruned")?;
+        let pp = calibrate(&ps, &out.params)?;
+        let pruned_acc = test_acc(&ps, &pp)?;
+        wall.insert("prune".to_string(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "pruned: {} parameters, test accuracy {:.2} %",
+            ps.parameter_count(),
+            100.0 * pruned_acc
+        );
+        Some(ModelFigures {
+            parameters: ps.parameter_count(),
+            test_accuracy: pruned_acc,
+            widths: set_widths(&ps),
+        })
+    } else {
+        None
+    };
 
     // 4. Control: the original with the same extra budget.
     let control = if args.control {
@@ -388,11 +450,7 @@ fn run(args: RunArgs) -> Result<()> {
             test_accuracy: condensed_acc,
             widths: set_widths(&cur_spec),
         },
-        pruned: ModelFigures {
-            parameters: ps.parameter_count(),
-            test_accuracy: pruned_acc,
-            widths: set_widths(&ps),
-        },
+        pruned,
         control,
         parameter_ratio: cur_spec.parameter_count() as f64 / spec.parameter_count() as f64,
         rounds,
@@ -401,7 +459,7 @@ fn run(args: RunArgs) -> Result<()> {
             "original_epochs": args.epochs,
             "retrain_epochs_per_round": args.retrain_epochs,
             "rounds": args.rounds,
-            "pruned_retrain_epochs": budget.epochs,
+            "pruned_retrain_epochs": if args.pruned { budget.epochs } else { 0 },
             "control_extra_epochs": if args.control { budget.epochs } else { 0 },
             "images_per_epoch": train_set.len(),
         }),

@@ -73,7 +73,7 @@ fn rounds(dir: &Path, r: &Value) -> Result<()> {
         retrained.push((k, 100.0 * num(&x["accuracy_after_retrain"])));
     }
     let n = params.len();
-    let pruned = 100.0 * num(&r["pruned"]["test_accuracy"]);
+    let pruned = r["pruned"]["test_accuracy"].as_f64().map(|v| 100.0 * v);
     let control = r["control"]["test_accuracy"].as_f64().map(|v| 100.0 * v);
     macro_rules! body {
         ($area:ident) => {{
@@ -103,9 +103,11 @@ fn rounds(dir: &Path, r: &Value) -> Result<()> {
             c2.draw_series(LineSeries::new(retrained.iter().copied(), BLUE.stroke_width(2)))?
                 .label("after retraining")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-            c2.draw_series(std::iter::once(Cross::new((n - 1, pruned), 7, BLACK.stroke_width(2))))?
-                .label("magnitude pruning, same size and budget")
-                .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK));
+            if let Some(p) = pruned {
+                c2.draw_series(std::iter::once(Cross::new((n - 1, p), 7, BLACK.stroke_width(2))))?
+                    .label("magnitude pruning, same size and budget")
+                    .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK));
+            }
             if let Some(c) = control {
                 c2.draw_series(std::iter::once(TriangleMarker::new((n - 1, c), 7, GREEN.filled())))?
                     .label("original + same budget")
@@ -147,6 +149,9 @@ fn widths(dir: &Path, spec: &MobileNetV2Spec, condensed: &MobileNetV2Spec, r: &V
                 (&cond, RED, "condensed"),
                 (&pruned, BLACK, "pruned"),
             ] {
+                if w.is_empty() {
+                    continue;
+                }
                 c.draw_series(LineSeries::new(
                     w.iter().enumerate().map(|(i, v)| (i + 1, *v as f64)),
                     color.stroke_width(2),
