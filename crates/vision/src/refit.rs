@@ -47,15 +47,14 @@ pub fn refit_consumers(
         ));
     }
     let inputs_original = MobileNetV2::new(original_spec, original)?.consumer_inputs(images)?;
-    let n_sets = spec.blocks.len() + 1;
     let mut current = params.clone();
-    for set in 0..n_sets {
+    for (set, input) in inputs_original.iter().enumerate() {
         let consumer = owners(spec, set)?.consumer.name;
         let head = set == spec.blocks.len();
         let w_original = get(original, &consumer)?;
         let out = w_original.dim(0)?;
         let w_original = w_original.reshape((out, ()))?;
-        let mut target = inputs_original[set].matmul(&w_original.t()?)?;
+        let mut target = input.matmul(&w_original.t()?)?;
         let bias_name = "classifier.1.bias";
         if head {
             target = target.broadcast_add(&get(original, bias_name)?)?;

@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train (or reuse), condense, prune, evaluate and report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the parameter count and per-set widths of the network.
     Inspect {
         /// Downsampling variant.
@@ -195,7 +195,7 @@ fn real_main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     }
 }
 
