@@ -85,8 +85,10 @@ struct RunArgs {
     /// Calibration images (first training images, no augmentation) of `--merge refit`.
     #[arg(long, default_value_t = 512)]
     refit_images: usize,
-    /// Relative ridge of `--merge refit` (scaled by the mean squared activation).
-    #[arg(long, default_value_t = 1e-3)]
+    /// Relative ridge of `--merge refit` (scaled by the mean squared activation). Small
+    /// values fit the calibration images closely but give large weights that can make the
+    /// retraining diverge (1e-3 did on the full run).
+    #[arg(long, default_value_t = 0.1)]
     refit_ridge: f64,
     /// Reuse the trained original of another run directory (e.g. results/cifar10/full)
     /// instead of training one; its training settings must match.
@@ -222,6 +224,9 @@ fn train_bar(
     let out = train(spec, params, data, None, config, ck, &mut |p| {
         pb.set_position(p.step as u64);
         pb.set_message(format!("epoch {} loss {:.3}", p.epoch + 1, p.loss));
+    })
+    .with_context(|| {
+        format!("training ({what}) failed; if the loss diverged, lower the learning rate (or raise --refit-ridge after a refit)")
     })?;
     pb.finish_and_clear();
     Ok(out)

@@ -114,7 +114,7 @@ fn rounds(dir: &Path, r: &Value) -> Result<()> {
                     .legend(|(x, y)| TriangleMarker::new((x + 10, y), 5, GREEN.filled()));
             }
             c2.configure_series_labels()
-                .position(SeriesLabelPosition::LowerLeft)
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()?;
