@@ -457,18 +457,7 @@ impl MobileNetV2 {
     /// Logits `(B, classes)` of images `(B, 3, H, W)`. In training mode BN uses (and
     /// updates) batch statistics and dropout draws its mask from `dropout_seed`.
     pub fn forward(&self, x: &Tensor, train: bool, dropout_seed: u64) -> Result<Tensor> {
-        let mut x = self.stem.forward(x, train, true)?;
-        for b in &self.blocks {
-            let mut y = match &b.expand {
-                Some(e) => e.forward(&x, train, true)?,
-                None => x.clone(),
-            };
-            y = b.depthwise.forward(&y, train, true)?;
-            y = b.project.forward(&y, train, false)?;
-            x = if b.residual { (x + y)? } else { y };
-        }
-        let x = self.head.forward(&x, train, true)?;
-        let mut pooled = x.mean(D::Minus1)?.mean(D::Minus1)?;
+        let mut pooled = self.pooled_features(x, train, &mut |_, _| Ok(()))?;
         if train && self.spec.dropout > 0.0 {
             pooled = dropout(&pooled, self.spec.dropout, dropout_seed)?;
         }
@@ -477,32 +466,66 @@ impl MobileNetV2 {
             .broadcast_add(&self.classifier_b)?)
     }
 
-    /// What each channel set's consumer reads, in evaluation mode, one matrix per set (see
+    /// The pooled head features `(B, head)` (the classifier's input), calling
+    /// `on_hidden(block, y)` with every block's depthwise output (its project conv's input).
+    fn pooled_features(
+        &self,
+        x: &Tensor,
+        train: bool,
+        on_hidden: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
+        let mut x = self.stem.forward(x, train, true)?;
+        for (i, b) in self.blocks.iter().enumerate() {
+            let mut y = match &b.expand {
+                Some(e) => e.forward(&x, train, true)?,
+                None => x.clone(),
+            };
+            y = b.depthwise.forward(&y, train, true)?;
+            on_hidden(i, &y)?;
+            y = b.project.forward(&y, train, false)?;
+            x = if b.residual { (x + y)? } else { y };
+        }
+        let x = self.head.forward(&x, train, true)?;
+        Ok(x.mean(D::Minus1)?.mean(D::Minus1)?)
+    }
+
+    /// What every channel set's consumer reads, in evaluation mode, one matrix per set (see
     /// [`crate::reduction::channel_sets`]): for block `i` the depthwise output (input of the
     /// project conv) as `(B H W, hidden)`, pixels as rows; for the head the pooled features
     /// (input of the classifier) as `(B, head)`. Used by the least-squares refit.
     pub fn consumer_inputs(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let pixels_as_rows = |t: &Tensor| -> Result<Tensor> {
-            let (b, c, h, w) = t.dims4()?;
-            Ok(t.reshape((b, c, h * w))?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b * h * w, c))?)
-        };
-        let mut out = Vec::with_capacity(self.blocks.len() + 1);
-        let mut x = self.stem.forward(x, false, true)?;
-        for b in &self.blocks {
-            let mut y = match &b.expand {
-                Some(e) => e.forward(&x, false, true)?,
-                None => x.clone(),
-            };
-            y = b.depthwise.forward(&y, false, true)?;
-            out.push(pixels_as_rows(&y)?);
-            y = b.project.forward(&y, false, false)?;
-            x = if b.residual { (x + y)? } else { y };
+        self.taps(x, None)
+    }
+
+    /// As [`MobileNetV2::consumer_inputs`], for set `set` only.
+    pub fn consumer_input(&self, x: &Tensor, set: usize) -> Result<Tensor> {
+        if set > self.blocks.len() {
+            return Err(VisionError::InvalidOption {
+                name: "channel set",
+                message: format!("{set} > {} blocks", self.blocks.len()),
+            });
         }
-        let x = self.head.forward(&x, false, true)?;
-        out.push(x.mean(D::Minus1)?.mean(D::Minus1)?);
+        Ok(self.taps(x, Some(set))?.swap_remove(0))
+    }
+
+    /// Consumer inputs of every set, or of `only` that one.
+    fn taps(&self, x: &Tensor, only: Option<usize>) -> Result<Vec<Tensor>> {
+        let mut out = Vec::new();
+        let pooled = self.pooled_features(x, false, &mut |i, y| {
+            if only.is_none_or(|s| s == i) {
+                let (b, c, h, w) = y.dims4()?;
+                out.push(
+                    y.reshape((b, c, h * w))?
+                        .transpose(1, 2)?
+                        .contiguous()?
+                        .reshape((b * h * w, c))?,
+                );
+            }
+            Ok(())
+        })?;
+        if only.is_none_or(|s| s == self.blocks.len()) {
+            out.push(pooled);
+        }
         Ok(out)
     }
 

@@ -59,9 +59,7 @@ pub fn refit_consumers(
         if head {
             target = target.broadcast_add(&get(original, bias_name)?)?;
         }
-        let h = MobileNetV2::new(spec, &current)?
-            .consumer_inputs(images)?
-            .swap_remove(set);
+        let h = MobileNetV2::new(spec, &current)?.consumer_input(images, set)?;
         let (w, b) = ridge_least_squares(&h, &target, options, head, set)?;
         let shape = get(&current, &consumer)?.dims().to_vec();
         current.insert(consumer, w.reshape(shape)?);
