@@ -31,14 +31,19 @@ pub fn box_cox(y: f64, lambda: f64) -> f64 {
     (y.max(0.0).powf(lambda) - 1.0) / lambda
 }
 
-/// Inverse Box-Cox; values below the transform's range map to 0.
+/// Inverse Box-Cox; values below the transform's range map to 0. When `1/lambda` is a small
+/// integer (10 for the default 0.1) the power is a few multiplications instead of `powf`.
 #[inline]
 pub fn inv_box_cox(z: f64, lambda: f64) -> f64 {
     let b = lambda * z + 1.0;
     if b <= 0.0 {
-        0.0
+        return 0.0;
+    }
+    let p = 1.0 / lambda;
+    if p.fract() == 0.0 && (1.0..=32.0).contains(&p) {
+        b.powi(p as i32)
     } else {
-        b.powf(1.0 / lambda)
+        b.powf(p)
     }
 }
 
@@ -117,6 +122,21 @@ impl Normalization {
         }
     }
 
+    /// [`Normalization::inputs_row`] that also keeps the transformed state `[T, p, BC(Y)]` in
+    /// `z`, for [`Normalization::advance_row_transformed`] (one Box-Cox per value per step).
+    #[inline]
+    pub fn inputs_row_transformed(&self, state: &[f64], x: &mut [f32], z: &mut [f64]) {
+        for j in 0..state.len() {
+            let v = if j < 2 {
+                state[j]
+            } else {
+                box_cox(state[j], self.lambda)
+            };
+            z[j] = v;
+            x[j] = ((v - self.input_mean[j]) / self.input_std[j]) as f32;
+        }
+    }
+
     /// Normalized labels as `f32`.
     pub fn labels(&self, state_in: ArrayView2<f64>, state_out: ArrayView2<f64>) -> Array2<f32> {
         let mut y = raw_labels(state_in, state_out, self.lambda, self.dt);
@@ -161,7 +181,32 @@ impl Normalization {
                 }
             };
         }
-        // Clip, then rescale the moving species so that all mass fractions sum to 1.
+        self.renormalize(next);
+    }
+
+    /// [`Normalization::advance_row`] given the transformed state `z` that
+    /// [`Normalization::inputs_row_transformed`] kept (same result, no second Box-Cox).
+    #[inline]
+    pub fn advance_row_transformed(&self, state: &[f64], z: &[f64], out: &[f32], next: &mut [f64]) {
+        for j in 0..state.len() {
+            next[j] = if self.frozen[j] {
+                state[j]
+            } else {
+                let rate = out[j] as f64 * self.label_std[j] + self.label_mean[j];
+                if j < 2 {
+                    state[j] + rate * self.dt
+                } else {
+                    inv_box_cox(z[j] + rate * self.dt, self.lambda)
+                }
+            };
+        }
+        self.renormalize(next);
+    }
+
+    /// Clips the mass fractions of `next` at 0 and rescales the moving species so that all
+    /// sum to 1.
+    #[inline]
+    fn renormalize(&self, next: &mut [f64]) {
         let (mut moving, mut fixed) = (0.0, 0.0);
         for (v, frozen) in next[2..].iter_mut().zip(&self.frozen[2..]) {
             *v = v.max(0.0);
@@ -187,7 +232,10 @@ impl Normalization {
 pub struct FastSurrogate {
     net: FastMlp,
     norm: Normalization,
+    /// Network inputs, `(n, width)`.
     x: Vec<f32>,
+    /// Transformed states `[T, p, BC(Y)]`, `(n, width)`, reused by the post-processing.
+    z: Vec<f64>,
     width: usize,
     threads: usize,
 }
@@ -200,6 +248,7 @@ impl FastSurrogate {
             net: FastMlp::new(&surrogate.mlp)?,
             norm: surrogate.norm.clone(),
             x: Vec::new(),
+            z: Vec::new(),
             width,
             threads: rayon::current_num_threads(),
         })
@@ -226,40 +275,43 @@ impl FastSurrogate {
         }
         let n = states.len() / w;
         self.x.resize(n * w, 0.0);
+        self.z.resize(n * w, 0.0);
         let norm = &self.norm;
         let rows = 256;
-        if self.threads > 1 && n > rows {
+        let parallel = self.threads > 1 && n > rows;
+        let pre = |x: &mut [f32], z: &mut [f64], s: &[f64]| {
+            for ((xr, zr), sr) in x.chunks_exact_mut(w).zip(z.chunks_exact_mut(w)).zip(s.chunks_exact(w)) {
+                norm.inputs_row_transformed(sr, xr, zr);
+            }
+        };
+        if parallel {
             self.x
                 .par_chunks_mut(rows * w)
+                .zip(self.z.par_chunks_mut(rows * w))
                 .zip(states.par_chunks(rows * w))
-                .for_each(|(x, s)| {
-                    for (xr, sr) in x.chunks_exact_mut(w).zip(s.chunks_exact(w)) {
-                        norm.inputs_row(sr, xr);
-                    }
-                });
+                .for_each(|((x, z), s)| pre(x, z, s));
         } else {
-            for (xr, sr) in self.x.chunks_exact_mut(w).zip(states.chunks_exact(w)) {
-                norm.inputs_row(sr, xr);
-            }
+            pre(&mut self.x, &mut self.z, states);
         }
         let out = self.net.forward(&self.x, n)?;
-        if self.threads > 1 && n > rows {
+        let post = |nx: &mut [f64], s: &[f64], z: &[f64], o: &[f32]| {
+            for (((nr, sr), zr), or) in nx
+                .chunks_exact_mut(w)
+                .zip(s.chunks_exact(w))
+                .zip(z.chunks_exact(w))
+                .zip(o.chunks_exact(w))
+            {
+                norm.advance_row_transformed(sr, zr, or, nr);
+            }
+        };
+        if parallel {
             next.par_chunks_mut(rows * w)
                 .zip(states.par_chunks(rows * w))
+                .zip(self.z.par_chunks(rows * w))
                 .zip(out.par_chunks(rows * w))
-                .for_each(|((nx, s), o)| {
-                    for ((nr, sr), or) in nx.chunks_exact_mut(w).zip(s.chunks_exact(w)).zip(o.chunks_exact(w)) {
-                        norm.advance_row(sr, or, nr);
-                    }
-                });
+                .for_each(|(((nx, s), z), o)| post(nx, s, z, o));
         } else {
-            for ((nr, sr), or) in next
-                .chunks_exact_mut(w)
-                .zip(states.chunks_exact(w))
-                .zip(out.chunks_exact(w))
-            {
-                norm.advance_row(sr, or, nr);
-            }
+            post(next, states, &self.z, out);
         }
         Ok(())
     }
