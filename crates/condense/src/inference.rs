@@ -24,7 +24,12 @@ struct FastLayer {
 /// An [`Mlp`] prepared for repeated inference.
 pub struct FastMlp {
     layers: Vec<FastLayer>,
+    /// Ping-pong activations of a whole batch.
     buffers: [Vec<f32>; 2],
+    /// One ping-pong pair per thread, for batches split by rows.
+    block_buffers: Vec<[Vec<f32>; 2]>,
+    /// Output of a batch split by rows.
+    output: Vec<f32>,
     threads: usize,
 }
 
@@ -55,6 +60,8 @@ impl FastMlp {
         Ok(FastMlp {
             layers,
             buffers: [Vec::new(), Vec::new()],
+            block_buffers: Vec::new(),
+            output: Vec::new(),
             threads: rayon::current_num_threads(),
         })
     }
@@ -75,6 +82,10 @@ impl FastMlp {
     }
 
     /// Runs `n` rows of `x` (row-major `(n, in)`) through the network; returns `(n, out)`.
+    ///
+    /// With several threads and at least [`ROWS_PER_THREAD`] rows per thread, the batch is cut
+    /// into one block of rows per thread and each block runs the whole network on its own
+    /// (no synchronization between layers); smaller batches split each GEMM instead.
     pub fn forward(&mut self, x: &[f32], n: usize) -> Result<&[f32]> {
         if x.len() != n * self.in_dim() {
             return Err(CondenseError::shape(
@@ -84,62 +95,95 @@ impl FastMlp {
             ));
         }
         let threads = self.threads;
-        let out_dim = self.out_dim();
-        let parallelism = if threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
-        let [a, b] = &mut self.buffers;
-        let (mut src, mut dst): (&mut Vec<f32>, &mut Vec<f32>) = (a, b);
-        for (l, layer) in self.layers.iter().enumerate() {
-            let out = layer.out_dim;
-            if dst.len() < n * out {
-                dst.resize(n * out, 0.0);
+        let (in_dim, out_dim) = (self.in_dim(), self.out_dim());
+        if threads > 1 && n >= threads * ROWS_PER_THREAD {
+            let block = n.div_ceil(threads);
+            if self.block_buffers.len() < threads {
+                self.block_buffers.resize_with(threads, Default::default);
             }
-            let y = &mut dst[..n * out];
-            for row in y.chunks_exact_mut(out) {
-                row.copy_from_slice(&layer.bias);
-            }
-            let input: &[f32] = if l == 0 { x } else { &src[..n * layer.in_dim] };
-            // SAFETY: the slices hold exactly n*in, in*out and n*out values, with the strides
-            // given (row-major, unit column stride), and `y` does not alias the inputs.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    out,
-                    layer.in_dim,
-                    y.as_mut_ptr(),
-                    1,
-                    out as isize,
-                    true,
-                    input.as_ptr(),
-                    1,
-                    layer.in_dim as isize,
-                    layer.w_t.as_ptr(),
-                    1,
-                    out as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
-            let act = layer.activation;
-            if act != Activation::Identity {
-                let chunk = 16 * 1024;
-                if threads > 1 && y.len() > chunk {
-                    y.par_chunks_mut(chunk).for_each(|c| apply(act, c));
-                } else {
-                    apply(act, y);
-                }
-            }
-            std::mem::swap(&mut src, &mut dst);
+            self.output.resize(n * out_dim, 0.0);
+            let layers = &self.layers;
+            self.output
+                .par_chunks_mut(block * out_dim)
+                .zip(x.par_chunks(block * in_dim))
+                .zip(self.block_buffers.par_iter_mut())
+                .for_each(|((out, xb), buffers)| {
+                    let y = run_layers(layers, xb, xb.len() / in_dim, buffers, 1);
+                    out.copy_from_slice(y);
+                });
+            return Ok(&self.output[..n * out_dim]);
         }
-        Ok(&src[..n * out_dim])
+        Ok(run_layers(&self.layers, x, n, &mut self.buffers, threads))
     }
+}
+
+/// Smallest number of rows per thread for which [`FastMlp::forward`] splits the batch by rows.
+pub const ROWS_PER_THREAD: usize = 128;
+
+/// The layers applied to `n` rows of `x`, ping-ponging between `buffers`; `threads` > 1 splits
+/// each GEMM and activation pass over threads.
+fn run_layers<'a>(
+    layers: &[FastLayer],
+    x: &[f32],
+    n: usize,
+    buffers: &'a mut [Vec<f32>; 2],
+    threads: usize,
+) -> &'a [f32] {
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    let out_dim = layers.last().map(|l| l.out_dim).unwrap_or(0);
+    let [a, b] = buffers;
+    let (mut src, mut dst): (&mut Vec<f32>, &mut Vec<f32>) = (a, b);
+    for (l, layer) in layers.iter().enumerate() {
+        let out = layer.out_dim;
+        if dst.len() < n * out {
+            dst.resize(n * out, 0.0);
+        }
+        let y = &mut dst[..n * out];
+        for row in y.chunks_exact_mut(out) {
+            row.copy_from_slice(&layer.bias);
+        }
+        let input: &[f32] = if l == 0 { x } else { &src[..n * layer.in_dim] };
+        // SAFETY: the slices hold exactly n*in, in*out and n*out values, with the strides
+        // given (row-major, unit column stride), and `y` does not alias the inputs.
+        unsafe {
+            gemm::gemm(
+                n,
+                out,
+                layer.in_dim,
+                y.as_mut_ptr(),
+                1,
+                out as isize,
+                true,
+                input.as_ptr(),
+                1,
+                layer.in_dim as isize,
+                layer.w_t.as_ptr(),
+                1,
+                out as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        let act = layer.activation;
+        if act != Activation::Identity {
+            let chunk = 16 * 1024;
+            if threads > 1 && y.len() > chunk {
+                y.par_chunks_mut(chunk).for_each(|c| apply(act, c));
+            } else {
+                apply(act, y);
+            }
+        }
+        std::mem::swap(&mut src, &mut dst);
+    }
+    &src[..n * out_dim]
 }
 
 fn apply(act: Activation, v: &mut [f32]) {
@@ -286,27 +330,32 @@ mod tests {
             Activation::GeluTanh,
         ] {
             let mlp = Mlp::init(&[7, 33, 20, 5], act, Init::Default, 3, &Device::Cpu).unwrap();
-            let n = 37;
-            let x: Vec<f32> = (0..n * 7).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
-            let reference: Vec<f32> = mlp
-                .forward(&Tensor::from_vec(x.clone(), (n, 7), &Device::Cpu).unwrap())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            for threads in [1, 2] {
-                let mut fast = FastMlp::new(&mlp).unwrap();
-                fast.set_threads(threads);
-                let y = fast.forward(&x, n).unwrap().to_vec();
-                let err = y
-                    .iter()
-                    .zip(&reference)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
-                assert!(err < 2e-5, "{act:?}: {err}");
-                // Steady state: the same buffers, the same answer.
-                assert_eq!(fast.forward(&x, n).unwrap(), &y[..]);
+            // 37 rows: GEMMs split over threads; 3 * ROWS_PER_THREAD + 5 rows: the batch split
+            // by rows, with a short last block.
+            for n in [37, 3 * ROWS_PER_THREAD + 5] {
+                let x: Vec<f32> = (0..n * 7).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+                let reference: Vec<f32> = mlp
+                    .forward(&Tensor::from_vec(x.clone(), (n, 7), &Device::Cpu).unwrap())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                for threads in [1, 2, 3] {
+                    let mut fast = FastMlp::new(&mlp).unwrap();
+                    fast.set_threads(threads);
+                    let y = fast.forward(&x, n).unwrap().to_vec();
+                    assert_eq!(y.len(), reference.len());
+                    let err = y
+                        .iter()
+                        .zip(&reference)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(err < 2e-5, "{act:?}, {n} rows, {threads} threads: {err}");
+                    // Steady state: the same buffers, the same answer; then a smaller batch.
+                    assert_eq!(fast.forward(&x, n).unwrap(), &y[..]);
+                    assert_eq!(fast.forward(&x[..7 * 5], 5).unwrap(), &y[..5 * 5]);
+                }
             }
         }
         let mut fast =
