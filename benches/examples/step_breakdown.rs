@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
             row
         })
         .collect();
-    for widths in [vec![w, 640, 320, 160, w], vec![w, 374, 188, 95, w]] {
+    for widths in [vec![w, 640, 320, 160, w], vec![w, 374, 188, 95, w], vec![w, 4, w]] {
         let surrogate = benches::random_surrogate(&mech, &widths)?;
         let mut net = condense::FastMlp::new(&surrogate.mlp)?;
         net.set_threads(1);
