@@ -182,8 +182,42 @@ pub fn train_surrogate(
     patience: Option<usize>,
     on_step: &mut dyn FnMut(StepProgress),
 ) -> Result<(Surrogate, TrainHistory)> {
-    let ns = data.species.len();
-    let init = config.initial_mlp(ns)?;
+    let init = config.initial_mlp(data.species.len())?;
+    train_from(data, prepared, &init, &config.train, checkpoint, patience, on_step)
+}
+
+/// Continues training an existing surrogate (for example a condensed one) on the same data
+/// (or resumes that run). The surrogate must carry the normalization `prepared` was built
+/// with, i.e. come from the same dataset, split seed and Box-Cox lambda.
+pub fn fine_tune_surrogate(
+    data: &ReactionDataset,
+    prepared: &Prepared,
+    start: &Surrogate,
+    train: &TrainConfig,
+    checkpoint: &Checkpointing,
+    patience: Option<usize>,
+    on_step: &mut dyn FnMut(StepProgress),
+) -> Result<(Surrogate, TrainHistory)> {
+    if start.norm != prepared.norm {
+        return Err(CombustionError::Option {
+            name: "starting model",
+            message: "its normalization differs from this dataset's training split \
+                      (a different dataset, split seed or Box-Cox lambda)"
+                .into(),
+        });
+    }
+    train_from(data, prepared, &start.mlp, train, checkpoint, patience, on_step)
+}
+
+fn train_from(
+    data: &ReactionDataset,
+    prepared: &Prepared,
+    init: &Mlp,
+    train: &TrainConfig,
+    checkpoint: &Checkpointing,
+    patience: Option<usize>,
+    on_step: &mut dyn FnMut(StepProgress),
+) -> Result<(Surrogate, TrainHistory)> {
     let options = TrainOptions {
         valid: Some(&prepared.valid),
         patience,
@@ -192,7 +226,7 @@ pub fn train_surrogate(
         resume: checkpoint.resume,
         max_steps: checkpoint.max_steps,
     };
-    let (mlp, history) = train_with(&init, &prepared.train, &config.train, &options, on_step)?;
+    let (mlp, history) = train_with(init, &prepared.train, train, &options, on_step)?;
     Ok((
         Surrogate {
             mlp,

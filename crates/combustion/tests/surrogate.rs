@@ -204,3 +204,33 @@ fn the_fast_path_matches_the_reference_step() {
         assert!(fast.step(&states[1..], &mut next[1..]).is_err());
     }
 }
+
+#[test]
+fn fine_tuning_starts_from_the_given_network_and_checks_the_normalization() {
+    use combustion::train::{fine_tune_surrogate, prepare, train_surrogate, Checkpointing, SurrogateConfig};
+    let data = small_data();
+    let mut cfg: SurrogateConfig = RunConfig::profile(Profile::Quick, 0).surrogate;
+    cfg.hidden = vec![16, 8];
+    cfg.train.epochs = 3;
+    cfg.train.batch_size = 64;
+    let prepared = prepare(&data, &cfg).unwrap();
+    let none = Checkpointing::default();
+    let (trained, _) = train_surrogate(&data, &prepared, &cfg, &none, None, &mut |_| {}).unwrap();
+    let before = condense::evaluate(&trained.mlp, &prepared.valid, condense::LossKind::L1).unwrap();
+    // A vanishing learning rate: fine-tuning must return the starting network (a fresh
+    // network would not match it).
+    let mut frozen = cfg.train.clone();
+    frozen.learning_rate = 1e-12;
+    frozen.epochs = 1;
+    let (same, _) = fine_tune_surrogate(&data, &prepared, &trained, &frozen, &none, None, &mut |_| {}).unwrap();
+    assert_eq!(same.mlp.widths(), vec![12, 16, 8, 12]);
+    let after = condense::evaluate(&same.mlp, &prepared.valid, condense::LossKind::L1).unwrap();
+    assert!((after - before).abs() <= 1e-6 * before, "{before} vs {after}");
+    // A model normalized on another split is refused.
+    let mut other = trained.clone();
+    other.norm.input_mean[0] += 1.0;
+    let err = fine_tune_surrogate(&data, &prepared, &other, &frozen, &none, None, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("normalization"), "{err}");
+}

@@ -93,6 +93,14 @@ enum Command {
         /// Seed of initialization, split and batch order.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Fine-tune this trained model (stem) instead of a fresh network: its widths are
+        /// kept, and it must come from the same dataset, profile and seed (same split and
+        /// normalization). For example, train a condensed network further.
+        #[arg(long, conflicts_with = "hidden")]
+        init_from: Option<PathBuf>,
+        /// Peak learning rate, overriding the profile.
+        #[arg(long)]
+        learning_rate: Option<f64>,
     },
     /// Condense a trained surrogate with retraining rounds, and save the result.
     Condense {
@@ -312,6 +320,8 @@ fn run(cli: Cli) -> Result<()> {
             max_steps,
             restart,
             seed,
+            init_from,
+            learning_rate,
         } => {
             let mech = Mechanism::load(&mechanism).with_context(|| format!("loading mechanism '{mechanism}'"))?;
             let data = ReactionDataset::read(&data, Some(&mech))?;
@@ -323,6 +333,22 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(e) = epochs {
                 cfg.train.epochs = e;
             }
+            if let Some(lr) = learning_rate {
+                if !(lr.is_finite() && lr > 0.0) {
+                    bail!("--learning-rate must be a positive number, got {lr}");
+                }
+                cfg.train.learning_rate = lr;
+            }
+            let start = match &init_from {
+                Some(stem) => {
+                    let (s, _) = combustion::Surrogate::load(stem, Some(&mech))
+                        .with_context(|| format!("loading the starting model {}", stem.display()))?;
+                    let w = s.mlp.widths();
+                    cfg.hidden = w[1..w.len() - 1].to_vec();
+                    Some(s)
+                }
+                None => None,
+            };
             let prepared = combustion::train::prepare(&data, &cfg)?;
             let ckpt = PathBuf::from(format!("{}.ckpt", output.display()));
             ensure_parent(&output)?;
@@ -334,11 +360,23 @@ fn run(cli: Cli) -> Result<()> {
                 resume: !restart,
                 max_steps,
             };
-            let (s, history) =
-                combustion::train::train_surrogate(&data, &prepared, &cfg, &checkpointing, None, &mut |p| {
-                    pb.set_position(p.step as u64);
-                    pb.set_message(format!("epoch {} loss {:.4e}", p.epoch + 1, p.loss));
-                })?;
+            let mut on_step = |p: condense::StepProgress| {
+                pb.set_position(p.step as u64);
+                pb.set_message(format!("epoch {} loss {:.4e}", p.epoch + 1, p.loss));
+            };
+            let (s, history) = match &start {
+                Some(start) => combustion::train::fine_tune_surrogate(
+                    &data,
+                    &prepared,
+                    start,
+                    &cfg.train,
+                    &checkpointing,
+                    None,
+                    &mut on_step,
+                )
+                .with_context(|| format!("fine-tuning {}", init_from.as_ref().expect("set").display()))?,
+                None => combustion::train::train_surrogate(&data, &prepared, &cfg, &checkpointing, None, &mut on_step)?,
+            };
             pb.finish_and_clear();
             if history.train_loss.len() < cfg.train.epochs {
                 println!(
@@ -351,6 +389,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             let prov = condense::training::provenance(&[
                 ("config", serde_json::to_value(&cfg)?),
+                (
+                    "init_from",
+                    serde_json::json!(init_from.as_ref().map(|p| p.display().to_string())),
+                ),
                 ("history", serde_json::to_value(&history)?),
                 ("seed", serde_json::json!(seed)),
                 (
