@@ -1,4 +1,11 @@
-//! Shared inputs of the benchmarks: the same chemical states for every option.
+//! The benchmarks' shared inputs (the same chemical states for every option, the timed
+//! surrogates), the measuring protocol of `bench-report` ([`report`]) and its figure
+//! ([`plot`]).
+
+#![warn(missing_docs)]
+
+pub mod plot;
+pub mod report;
 
 use kinetics::advance::{ignite, IgnitionOptions, State};
 use kinetics::composition::premixed;
@@ -66,7 +73,7 @@ pub fn timed_models(
     for (option, w) in [("original", widths), ("condensed", condensed_widths)] {
         if let Some(dir) = model_dir {
             let stem = dir.join(option);
-            if stem.with_extension("safetensors").exists() {
+            if condense::io::tensors_path(&stem).exists() {
                 let (s, _) = combustion::Surrogate::load(&stem, Some(mech))?;
                 out.push(TimedModel {
                     option,

@@ -178,16 +178,20 @@ fn rounds(dir: &Path, a: &RunArtifacts) -> Result<()> {
             pts.iter()
                 .map(|p| Circle::new((p.0, p.1), 5, if p.3 { BLUE.filled() } else { RED.stroke_width(2) })),
         )?;
+        // A linear axis: the round losses span less than a decade, where a logarithmic axis
+        // would have no tick labels.
+        let pad = 0.1 * (hi - lo).max(1e-3 * hi.abs());
         let mut c2 = ChartBuilder::on(&right)
             .caption("Validation L1 after retraining", ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(35)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0usize..n, (lo..hi).log_scale())?;
+            .y_label_area_size(80)
+            .build_cartesian_2d(0usize..n, (lo - pad).max(0.0)..hi + pad)?;
         c2.configure_mesh()
             .x_desc("round (red: undone)")
             .y_desc("L1")
-            .y_label_formatter(&|v| format!("{v:.1e}"))
+            .y_labels(6)
+            .y_label_formatter(&|v| format!("{v:.2e}"))
             .draw()?;
         c2.draw_series(
             pts.iter()

@@ -105,10 +105,7 @@ fn tiny_run_writes_report_and_figures() {
     refit_args[8] = "2";
     let (code, err) = run(&refit_args);
     assert_ne!(code, 0);
-    assert!(
-        err.contains("--original-from") && err.contains("other settings"),
-        "{err}"
-    );
+    assert!(err.contains("original-from") && err.contains("other settings"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

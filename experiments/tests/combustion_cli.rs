@@ -123,7 +123,8 @@ fn train_condense_evaluate_commands() {
         &[],
     );
     assert_eq!(code, 0, "{stderr}");
-    let model = dir.join("m");
+    // A stem keeps its full name: `m.v2` is not an extension to replace.
+    let model = dir.join("m.v2");
     let args = [
         "train",
         "--data",
@@ -143,7 +144,15 @@ fn train_condense_evaluate_commands() {
     assert!(stdout.contains("resume"), "{stdout}");
     let (code, stdout, stderr) = run(&args, &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("saved"), "{stdout}");
+    assert!(stdout.contains("saved") && stdout.contains("m.v2.json"), "{stdout}");
+    assert!(dir.join("m.v2.json").exists() && dir.join("m.v2.safetensors").exists());
+    assert!(!dir.join("m.json").exists(), "the stem's '.v2' was replaced");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.v2.json")).unwrap()).unwrap();
+    assert_eq!(
+        recorded["provenance"]["run"]["profile"], "quick",
+        "the run settings are recorded"
+    );
     let cond = dir.join("c");
     let (code, stdout, stderr) = run(
         &[
@@ -163,6 +172,17 @@ fn train_condense_evaluate_commands() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("final"), "{stdout}");
+    // The model's recorded settings, with the flags applied.
+    let condensed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("c.json")).unwrap()).unwrap();
+    let c = &condensed["provenance"]["run"]["condensation"];
+    assert_eq!(c["strategy"]["retrain_epochs"], 1);
+    assert_eq!(c["strategy"]["max_rounds"], 1);
+    assert_eq!(
+        c["calibration_rows"],
+        recorded["provenance"]["run"]["condensation"]["calibration_rows"]
+    );
+    assert_eq!(condensed["provenance"]["config"], recorded["provenance"]["config"]);
     let (code, stdout, stderr) = run(
         &[
             "evaluate",

@@ -2,14 +2,98 @@
 //! the integrator.
 
 use ndarray::{Array2, ArrayView2, Axis};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::surrogate::Surrogate;
 use crate::train::Prepared;
 use kinetics::advance::{ignite, IgnitionOptions};
 use kinetics::composition::premixed;
+use kinetics::constants::ONE_ATM;
 use kinetics::{BdfConfig, Mechanism};
+
+/// Where surrogates are compared with the integrator in ignitions: fuel/air at `phi` and
+/// `pressure_pa` from each initial temperature, for `horizon` times the integrator's delay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IgnitionSettings {
+    /// Initial temperatures [K].
+    pub t0: Vec<f64>,
+    /// Equivalence ratio.
+    pub phi: f64,
+    /// Pressure [Pa].
+    pub pressure_pa: f64,
+    /// Length of each surrogate rollout as a multiple of the integrator's ignition delay
+    /// (at least 100 and at most 50,000 steps).
+    pub horizon: f64,
+}
+
+impl IgnitionSettings {
+    /// Stoichiometric ignitions at 1 atm from `t0`, rolled out for 2.5 delays.
+    pub fn at(t0: &[f64]) -> Self {
+        IgnitionSettings {
+            t0: t0.to_vec(),
+            phi: 1.0,
+            pressure_pa: ONE_ATM,
+            horizon: 2.5,
+        }
+    }
+
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |message: String| {
+            Err(crate::error::CombustionError::Option {
+                name: "ignition settings",
+                message,
+            })
+        };
+        if let Some(t) = self.t0.iter().find(|t| !(t.is_finite() && **t > 200.0)) {
+            return bad(format!("initial temperatures must be above 200 K, got {t}"));
+        }
+        if !(self.phi.is_finite() && self.phi > 0.0) {
+            return bad(format!("phi must be positive, got {}", self.phi));
+        }
+        if !(self.pressure_pa.is_finite() && self.pressure_pa > 0.0) {
+            return bad(format!("pressure must be positive, got {} Pa", self.pressure_pa));
+        }
+        if !(self.horizon.is_finite() && self.horizon > 0.0) {
+            return bad(format!("horizon must be positive, got {}", self.horizon));
+        }
+        Ok(())
+    }
+}
+
+/// Every ignition of `settings` for `fuel` in `oxidizer`, the integrator next to each
+/// surrogate; `on_case(i)` is called after case `i`.
+pub fn compare_ignitions(
+    mech: &Mechanism,
+    fuel: &str,
+    oxidizer: &str,
+    settings: &IgnitionSettings,
+    surrogates: &[&Surrogate],
+    on_case: &mut dyn FnMut(usize),
+) -> Result<Vec<IgnitionCase>> {
+    settings.validate()?;
+    let dt = surrogates.first().map(|s| s.norm.dt).unwrap_or(1e-6);
+    let mut cases = Vec::with_capacity(settings.t0.len());
+    for (i, &t0) in settings.t0.iter().enumerate() {
+        // Size the rollout from the integrator's delay.
+        let y0 = premixed(mech, fuel, oxidizer, settings.phi)?;
+        let probe = ignite(mech, t0, settings.pressure_pa, &y0, &Default::default())?;
+        let steps = ((settings.horizon * probe.ignition_delay / dt).ceil() as usize).clamp(100, 50_000);
+        cases.push(ignition_case(
+            mech,
+            fuel,
+            oxidizer,
+            t0,
+            settings.phi,
+            settings.pressure_pa,
+            steps,
+            surrogates,
+        )?);
+        on_case(i);
+    }
+    Ok(cases)
+}
 
 /// One-step accuracy on the test split.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -112,6 +196,8 @@ pub struct IgnitionCase {
     pub delay_integrator: f64,
     /// Delay from each surrogate's rollout [s] (`None`: it did not ignite).
     pub delay_surrogates: Vec<Option<f64>>,
+    /// Surrogate steps of the rollouts.
+    pub steps: usize,
     /// Time of each stored sample [s].
     #[serde(skip)]
     pub times: Vec<f64>,
@@ -121,6 +207,17 @@ pub struct IgnitionCase {
     /// Each surrogate's states at `times`.
     #[serde(skip)]
     pub surrogates: Vec<Array2<f64>>,
+}
+
+impl IgnitionCase {
+    /// `(delay - integrator delay) / integrator delay` of each surrogate (`None`: it did not
+    /// ignite).
+    pub fn relative_errors(&self) -> Vec<Option<f64>> {
+        self.delay_surrogates
+            .iter()
+            .map(|d| d.map(|d| (d - self.delay_integrator) / self.delay_integrator))
+            .collect()
+    }
 }
 
 /// Runs the integrator and each surrogate from fuel/air at `(t0, phi, p)` for `steps` steps
@@ -193,6 +290,7 @@ pub fn ignition_case(
         p,
         delay_integrator: ig.ignition_delay,
         delay_surrogates: delays,
+        steps,
         times,
         integrator: integ,
         surrogates: runs,

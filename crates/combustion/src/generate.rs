@@ -147,6 +147,44 @@ impl GenerateConfig {
     }
 }
 
+/// The file of shard `index` of `count` of a run writing `output`:
+/// `STEM.shard-IIII-of-NNNN.h5` next to it.
+pub fn shard_file(output: &std::path::Path, (index, count): (usize, usize)) -> std::path::PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    output.with_file_name(format!("{stem}.shard-{index:04}-of-{count:04}.h5"))
+}
+
+/// Parses a shard `"I/N"` (`0 <= I < N`).
+pub fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (a, b) = s.split_once('/').ok_or_else(|| format!("expected I/N, got '{s}'"))?;
+    let i: usize = a.trim().parse().map_err(|_| format!("'{a}' is not a whole number"))?;
+    let n: usize = b.trim().parse().map_err(|_| format!("'{b}' is not a whole number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("need 0 <= I < N, got {i}/{n}"));
+    }
+    Ok((i, n))
+}
+
+/// The shard of a SLURM array task (`SLURM_ARRAY_TASK_ID` of `SLURM_ARRAY_TASK_COUNT`), if
+/// this process is one.
+pub fn shard_from_environment() -> Result<Option<(usize, usize)>> {
+    match (
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+        std::env::var("SLURM_ARRAY_TASK_COUNT"),
+    ) {
+        (Ok(i), Ok(n)) => parse_shard(&format!("{i}/{n}"))
+            .map(Some)
+            .map_err(|e| CombustionError::Option {
+                name: "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT",
+                message: e,
+            }),
+        _ => Ok(None),
+    }
+}
+
 /// The trajectories `[start, end)` of shard `index` of `count`.
 pub fn shard_range(trajectories: usize, index: usize, count: usize) -> (usize, usize) {
     (trajectories * index / count, trajectories * (index + 1) / count)
@@ -168,7 +206,7 @@ pub enum Phase {
 pub struct GenerateSummary {
     /// Trajectories integrated.
     pub trajectories: usize,
-    /// Trajectories that ignited (temperature rose by more than 400 K).
+    /// Trajectories that ignited ([`kinetics::advance::Ignition::ignited`]).
     pub ignited: usize,
     /// States sampled along the trajectories.
     pub sampled: usize,
@@ -186,6 +224,31 @@ pub struct GenerateSummary {
     pub wall_time_s: f64,
     /// Labeled states per second (whole run, including the ignitions).
     pub states_per_second: f64,
+}
+
+impl GenerateSummary {
+    /// The counts, ranges and speed as three lines of text.
+    pub fn describe(&self) -> String {
+        let (pre, ign, burnt) = self.phase_shares;
+        format!(
+            "trajectories {} (ignited {}), sampled {}, augmented {}, dropped {}, labeled {}\n\
+             T range {:.1} .. {:.1} K; pre-ignition {:.1}%, igniting {:.1}%, burnt {:.1}%\n\
+             {:.1} s, {:.0} labeled states/s\n",
+            self.trajectories,
+            self.ignited,
+            self.sampled,
+            self.augmented,
+            self.dropped,
+            self.labeled,
+            self.temperature_range.0,
+            self.temperature_range.1,
+            100.0 * pre,
+            100.0 * ign,
+            100.0 * burnt,
+            self.wall_time_s,
+            self.states_per_second
+        )
+    }
 }
 
 struct TrajectoryOut {
@@ -320,7 +383,7 @@ fn trajectory(mech: &Mechanism, config: &GenerateConfig, index: usize) -> Result
         },
     )?;
     let t_end = ig.final_temperature;
-    let ignited = t_end > t0 + 400.0;
+    let ignited = ig.ignited();
     let last = *ig.times.last().unwrap_or(&0.0);
     let horizon = if ignited {
         (2.0 * ig.ignition_delay).min(last)

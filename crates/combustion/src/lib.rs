@@ -1,12 +1,21 @@
-//! Combustion chemistry surrogates: reaction datasets on HDF5 and (next) the FC surrogate.
+//! Combustion chemistry surrogates: reaction datasets on HDF5, the FC surrogate, and the
+//! whole experiment.
 //!
-//! - [`dataset`]: the DFODE-kit compatible HDF5 layout with labels; reading files written by
-//!   other tools; merging shards; inspection;
+//! Data flows one way through the modules:
 //! - [`generate`]: ignition trajectories -> sampled states -> multi-scale augmentation ->
 //!   labels from the stiff integrator, deterministic per trajectory and parallel over cores;
-//! - [`surrogate`]: Box-Cox and normalization, the network, one-step post-processing, files;
-//! - [`train`]: split by trajectory, training with checkpoints, retraining for condensation;
-//! - [`evaluate`]: one-step errors in physical units and ignition rollouts.
+//! - [`dataset`]: the DFODE-kit compatible HDF5 layout with labels; reading files written by
+//!   other tools; merging shards; inspection;
+//! - [`surrogate`]: Box-Cox and normalization, the network, one-step post-processing, files,
+//!   and the fast deployment path;
+//! - [`train`]: split by trajectory, training with checkpoints, the condensation task
+//!   (retraining and the from-scratch control);
+//! - [`evaluate`]: one-step errors in physical units and ignition rollouts next to the
+//!   integrator;
+//! - [`pipeline`]: the run's settings and profiles, and one function per stage, shared by
+//!   `combustion run` and the single-stage commands.
+
+#![warn(missing_docs)]
 
 /// The crate README's example, compiled and run as a doctest.
 #[cfg(doctest)]
@@ -24,4 +33,5 @@ pub mod train;
 pub use dataset::{inspect, merge, read_scalar_fields, Inspection, LabelInfo, ReactionDataset, ScalarFields};
 pub use error::{CombustionError, Result};
 pub use generate::{generate, GenerateConfig, GenerateSummary};
+pub use pipeline::{Profile, RunConfig};
 pub use surrogate::{FastSurrogate, Normalization, Surrogate};

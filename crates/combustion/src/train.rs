@@ -1,12 +1,10 @@
 //! Training the surrogate: split by trajectory, normalize, fit with L1 loss, retrain after
 //! condensation.
 
-use std::path::PathBuf;
-
 use candle_core::{Device, Tensor};
 use condense::{
-    evaluate, train_with, Activation, Init, LossKind, Mlp, Regression, Retrainer, StepProgress, TrainConfig,
-    TrainHistory, TrainOptions,
+    evaluate, train_with, Activation, Checkpointing, Init, LossKind, Mlp, Regression, Retrainer, StepProgress,
+    TrainConfig, TrainHistory, TrainOptions,
 };
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::rngs::StdRng;
@@ -160,19 +158,6 @@ pub fn prepare(data: &ReactionDataset, config: &SurrogateConfig) -> Result<Prepa
     })
 }
 
-/// Where and how a training run checkpoints.
-#[derive(Clone, Debug, Default)]
-pub struct Checkpointing {
-    /// Checkpoint stem (`.safetensors` + `.json`).
-    pub path: Option<PathBuf>,
-    /// Steps between checkpoints.
-    pub every: usize,
-    /// Continue from the checkpoint when present.
-    pub resume: bool,
-    /// Stop after this many steps (resumable).
-    pub max_steps: Option<usize>,
-}
-
 /// Trains a surrogate from scratch (or resumes it).
 pub fn train_surrogate(
     data: &ReactionDataset,
@@ -221,10 +206,7 @@ fn train_from(
     let options = TrainOptions {
         valid: Some(&prepared.valid),
         patience,
-        checkpoint: checkpoint.path.clone(),
-        checkpoint_every: checkpoint.every,
-        resume: checkpoint.resume,
-        max_steps: checkpoint.max_steps,
+        checkpointing: checkpoint.clone(),
     };
     let (mlp, history) = train_with(init, &prepared.train, train, &options, on_step)?;
     Ok((
@@ -239,21 +221,27 @@ fn train_from(
     ))
 }
 
-/// Brief retraining of condensed surrogates (L1, the surrogate's own data), for the
-/// condensation strategies.
+/// The condensation task of a surrogate: brief L1 retraining on the surrogate's own training
+/// split, validation L1, and the from-scratch control trained like the original.
 pub struct SurrogateRetrainer<'a> {
     /// The prepared data.
     pub prepared: &'a Prepared,
-    /// Retraining settings.
+    /// Retraining settings (the epochs are set per call).
     pub config: TrainConfig,
+    /// How the original was made (architecture, initialization, training), for the
+    /// from-scratch control.
+    pub original: &'a SurrogateConfig,
+    /// Early stopping of the from-scratch control (the original's).
+    pub patience: Option<usize>,
     /// Retrainings done.
     pub count: usize,
 }
 
-impl Retrainer for SurrogateRetrainer<'_> {
-    fn retrain(&mut self, mlp: &Mlp, round: usize) -> condense::Result<Mlp> {
+impl Retrainer<Mlp> for SurrogateRetrainer<'_> {
+    fn retrain(&mut self, mlp: &Mlp, epochs: usize, round: usize) -> condense::Result<Mlp> {
         self.count += 1;
         let config = TrainConfig {
+            epochs,
             seed: self.config.seed.wrapping_add(round as u64 * 7919),
             ..self.config.clone()
         };
@@ -269,5 +257,21 @@ impl Retrainer for SurrogateRetrainer<'_> {
 
     fn validation_loss(&mut self, mlp: &Mlp) -> condense::Result<f64> {
         evaluate(mlp, &self.prepared.valid, LossKind::L1)
+    }
+
+    fn train_from_scratch(&mut self, reference: &Mlp, widths: &[usize], epochs: usize) -> condense::Result<Mlp> {
+        let full = condense::training::regression::with_hidden(reference, widths)?;
+        let c = self.original;
+        let init = Mlp::init(&full, c.activation, c.init, c.seed, &Device::Cpu)?;
+        let config = TrainConfig {
+            epochs,
+            ..c.train.clone()
+        };
+        let options = TrainOptions {
+            valid: Some(&self.prepared.valid),
+            patience: self.patience,
+            ..Default::default()
+        };
+        Ok(train_with(&init, &self.prepared.train, &config, &options, &mut |_| {})?.0)
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use combustion::generate::GenerateConfig;
-use combustion::pipeline::{self, Observer, Profile, RunConfig, RunPaths};
+use combustion::pipeline::{self, Profile, RunConfig, RunPaths};
 use combustion::surrogate::{box_cox, inv_box_cox, Normalization, Surrogate};
 use combustion::{generate, Result as CResult};
 use condense::{Activation, Init, Mlp};
@@ -116,13 +116,6 @@ fn the_paper_network_has_6_808_823_parameters() {
     assert_eq!(params, 6_808_823);
 }
 
-struct Quiet;
-impl Observer for Quiet {
-    fn stage(&mut self, _: &str, _: usize) {}
-    fn progress(&mut self, _: usize, _: &str) {}
-    fn note(&mut self, _: &str) {}
-}
-
 #[test]
 fn tiny_end_to_end_run_resumes_and_reuses() -> CResult<()> {
     let mut cfg = RunConfig::profile(Profile::Quick, 3);
@@ -132,22 +125,28 @@ fn tiny_end_to_end_run_resumes_and_reuses() -> CResult<()> {
     cfg.surrogate.hidden = vec![24, 12];
     cfg.surrogate.train.epochs = 4;
     cfg.surrogate.train.batch_size = 32;
-    cfg.retrain.epochs = 1;
-    cfg.strategy.max_rounds = 2;
-    cfg.ignition_t0 = vec![1200.0];
-    cfg.compare_baselines = true;
+    cfg.condensation.strategy.retrain_epochs = 1;
+    cfg.condensation.strategy.max_rounds = 2;
+    cfg.ignition.t0 = vec![1200.0];
+    assert!(cfg.baselines.is_some());
     let dir = temp_dir("e2e");
     let paths = RunPaths::new(&dir, &cfg.name);
     // First call: stops after 3 training steps (resumable).
-    assert!(pipeline::run(&cfg, &paths, "test", Some(3), &mut Quiet)?.is_none());
+    assert!(pipeline::run(&cfg, &paths, "test", Some(3), &mut condense::Silent)?.is_none());
     assert!(paths.dir.join("original.ckpt.json").exists());
-    let a = pipeline::run(&cfg, &paths, "test", None, &mut Quiet)?.expect("finished");
+    let a = pipeline::run(&cfg, &paths, "test", None, &mut condense::Silent)?.expect("finished");
     let r = &a.report;
     assert_eq!(r.training.train_loss.len(), 4);
     assert!(r.condensed.parameters <= r.original.parameters);
     assert_eq!(r.ignition.len(), 1);
-    assert!(r.ignition[0]["delay_integrator_s"].as_f64().unwrap() > 0.0);
-    assert_eq!(r.comparison.len(), 7);
+    assert!(r.ignition[0].delay_integrator_s > 0.0);
+    // Seven baselines (merge rules, refit, pruning, without retraining, control, from
+    // scratch), then the main result.
+    assert_eq!(r.comparison.len(), 8);
+    let scratch = &r.comparison[6];
+    assert!(scratch.name.contains("from scratch"), "{}", scratch.name);
+    assert_eq!(scratch.widths, r.condensed.widths);
+    assert_eq!(scratch.epochs, 4 + r.condensation.retraining_budget());
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(paths.report()).unwrap()).unwrap();
     for key in [
         "mechanism",
@@ -164,7 +163,7 @@ fn tiny_end_to_end_run_resumes_and_reuses() -> CResult<()> {
     assert!(json["condensation"]["rounds"].is_array());
     // A second run reuses data and the trained original.
     let t = std::time::Instant::now();
-    let again = pipeline::run(&cfg, &paths, "test", None, &mut Quiet)?.expect("finished");
+    let again = pipeline::run(&cfg, &paths, "test", None, &mut condense::Silent)?.expect("finished");
     assert_eq!(again.report.original.test_l1, r.original.test_l1);
     assert!(!again.report.wall_time_s.contains_key("train") && !again.report.wall_time_s.contains_key("generate"));
     let _ = t;
@@ -207,7 +206,8 @@ fn the_fast_path_matches_the_reference_step() {
 
 #[test]
 fn fine_tuning_starts_from_the_given_network_and_checks_the_normalization() {
-    use combustion::train::{fine_tune_surrogate, prepare, train_surrogate, Checkpointing, SurrogateConfig};
+    use combustion::train::{fine_tune_surrogate, prepare, train_surrogate, SurrogateConfig};
+    use condense::Checkpointing;
     let data = small_data();
     let mut cfg: SurrogateConfig = RunConfig::profile(Profile::Quick, 0).surrogate;
     cfg.hidden = vec![16, 8];

@@ -96,9 +96,10 @@ pub enum CondenseError {
         message: String,
     },
 
-    /// An error raised by a task's retraining callback.
-    #[error("retraining failed: {0}")]
-    Retrain(String),
+    /// An error of the task a reduction or training run is driven for (its data, its model),
+    /// in the task's own type.
+    #[error(transparent)]
+    Task(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The crate's result type.

@@ -7,22 +7,22 @@
 //! This is the inverse of the *embedding principle* (a narrow network's critical point embeds
 //! into a wider one by splitting neurons).
 //!
-//! The crate is independent of any application. Its pieces, in the order data flows:
-//! - [`mlp`]: the network description (dense layers, candle conversions, safetensors + JSON);
-//! - [`similarity`]: cosine similarity of neuron features `[w_k, b_k]` (or activations);
-//! - [`grouping`]: threshold (greedy) or target-width (agglomerative) groups;
-//! - [`merge`]: one neuron per group (representative or norm-weighted input; summed or
-//!   scale-aware output);
-//! - [`refit`]: optional data-aware least-squares correction of the next layer;
-//! - [`prune`]: structured magnitude pruning, the baseline;
-//! - [`reduction`]: one pass over all hidden layers;
-//! - [`strategy`]: manual schedules and the automatic condense -> retrain loop, with the task
-//!   plugged in through [`Retrainer`];
-//! - [`report`]: per-round widths, parameters, similarity statistics and losses;
-//! - [`inference`]: a fast, allocation-free CPU forward pass for deployment;
-//! - [`training`]: a small supervised trainer and a [`Retrainer`] for regression tasks;
-//! - [`synthetic`]: a smooth multi-output regression problem for demonstrations and tests;
-//! - [`embedding`]: widening a network without changing its function (the test ground truth).
+//! The crate is independent of any application. Its parts, in the order data flows (one
+//! folder per concern, every item re-exported at the crate root):
+//! - [`network`]: the network description ([`Mlp`], dense layers, candle conversions), the
+//!   fast CPU forward pass ([`FastMlp`]) and function-preserving widening ([`embedding`]);
+//! - [`reduction`]: one pass: similarity of neuron features `[w_k, b_k]`, threshold or
+//!   target-width grouping, merging, the least-squares refit and magnitude pruning;
+//! - [`channels`]: the same for convolutional networks: channel sets and BatchNorm folding;
+//! - [`strategy`]: the [`Reducible`] network and [`Retrainer`] task traits, the one
+//!   reduce-and-retrain driver ([`run`]: manual and automatic strategies), round reports, and
+//!   the equal-budget baselines with the retrained and from-scratch controls
+//!   ([`compare_at_widths`]);
+//! - [`training`]: the one training driver ([`fit`], checkpoints with exact resume) with
+//!   AdamW / SGD, and MLP regression on it;
+//! - [`io`]: file naming (stems keep their full name), atomic writes, tensors + JSON with
+//!   provenance; [`progress`]: how long work reports itself ([`Observer`]);
+//! - [`demo`]: a synthetic regression task and the experiment protocol run on it.
 //!
 //! ```
 //! use candle_core::{Device, Module, Tensor};
@@ -47,45 +47,39 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
 /// The crate README's example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub mod batchnorm;
 pub mod channels;
-pub mod embedding;
+pub mod demo;
 pub mod error;
-pub mod grouping;
-pub mod inference;
-pub mod merge;
-pub mod mlp;
-pub mod prune;
+pub mod io;
+pub mod network;
+pub mod progress;
 pub mod reduction;
-pub mod refit;
-pub mod report;
-pub mod similarity;
 pub mod strategy;
-pub mod synthetic;
 pub mod training;
 
-pub use batchnorm::{fold_batch_norm, BatchNormParams};
-pub use channels::{parameter_count, producer_features, ChannelSet, Params, Slot};
+pub use channels::{fold_batch_norm, parameter_count, producer_features, BatchNormParams, ChannelSet, Params, Slot};
+pub use demo::synthetic;
 pub use error::{CondenseError, Result};
-pub use grouping::{group_by_threshold, group_to_width, Linkage, NeuronGroup};
-pub use inference::FastMlp;
-pub use merge::{merge_layer, InputMerge, MergeOptions, OutputMerge};
-pub use mlp::{Activation, DenseLayer, Init, Mlp, MlpSpec};
-pub use prune::{magnitude_scores, prune_groups};
-pub use reduction::{reduce, CondenseOptions, LayerOutcome, LayerRule};
-pub use refit::{refit_next_layer, ridge_least_squares, RefitOptions};
-pub use report::{ReductionReport, RoundReport};
-pub use similarity::{
-    cosine_similarity, feature_norms, layer_similarity, neuron_features, SimilarityKind, SimilarityMatrix,
-    SimilarityStats,
+pub use network::{embedding, Activation, DenseLayer, FastMlp, Init, Mlp, MlpSpec};
+pub use progress::{Observer, Silent};
+pub use reduction::{
+    cosine_similarity, feature_norms, group_by_threshold, group_to_width, layer_similarity, magnitude_scores,
+    merge_layer, neuron_features, prune_groups, reduce, refit_next_layer, ridge_least_squares, CondenseOptions,
+    InputMerge, LayerOutcome, LayerRule, Linkage, MergeOptions, NeuronGroup, OutputMerge, RefitOptions, SimilarityKind,
+    SimilarityMatrix, SimilarityStats,
 };
-pub use strategy::{run, AutoCriterion, AutomaticOptions, ManualStep, Reference, Retrainer, Strategy};
+pub use strategy::{
+    compare_at_widths, run, AutoCriterion, AutomaticOptions, BaselineOptions, EqualBudget, ManualStep, Reducible,
+    ReductionReport, Reference, Retrainer, RoundReport, Strategy, Variant, VariantKind,
+};
 pub use training::{
-    evaluate, train, train_with, Checkpoint, LossKind, Regression, RegressionRetrainer, StepProgress, TrainConfig,
-    TrainHistory, TrainOptions,
+    evaluate, fit, train, train_with, Checkpointing, LossKind, Optimizer, OriginalRecipe, Regression,
+    RegressionRetrainer, Schedule, StepProgress, TrainConfig, TrainHistory, TrainOptions,
 };

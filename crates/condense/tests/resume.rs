@@ -2,7 +2,9 @@
 //! of an uninterrupted run.
 
 use candle_core::Device;
-use condense::{synthetic, train_with, Activation, Init, LossKind, Mlp, TrainConfig, TrainOptions};
+use condense::{
+    synthetic, train_with, Activation, Checkpointing, Init, LossKind, Mlp, Schedule, TrainConfig, TrainOptions,
+};
 
 #[test]
 fn resumed_training_matches_an_uninterrupted_run() {
@@ -15,7 +17,10 @@ fn resumed_training_matches_an_uninterrupted_run() {
         batch_size: 64,
         loss: LossKind::L1,
         dropout: 0.1,
-        step_decay: Some((2, 0.5)),
+        schedule: Schedule::Step {
+            every_epochs: 2,
+            factor: 0.5,
+        },
         ..Default::default()
     };
 
@@ -36,10 +41,12 @@ fn resumed_training_matches_an_uninterrupted_run() {
     let ck = dir.join("ck");
     let opts = |max_steps| TrainOptions {
         valid: Some(&valid),
-        checkpoint: Some(ck.clone()),
-        checkpoint_every: 3,
-        resume: true,
-        max_steps,
+        checkpointing: Checkpointing {
+            path: Some(ck.clone()),
+            every: 3,
+            resume: true,
+            max_steps,
+        },
         ..Default::default()
     };
     // 5 steps each time: stops mid-epoch (5 steps per epoch), resumes, repeats.
@@ -75,4 +82,31 @@ fn resumed_training_matches_an_uninterrupted_run() {
     let err = train_with(&net, &data, &other, &opts(None), &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("another configuration"), "{err}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn early_stopping_returns_the_best_epoch_weights() {
+    // Validation targets of the opposite sign: the better the fit, the worse the validation
+    // loss, so the best epoch is the first one and patience 1 stops after the second.
+    let dev = Device::Cpu;
+    let data = synthetic::sample(200, 1, &dev).unwrap();
+    let flipped = condense::Regression::new(data.x().clone(), data.y().neg().unwrap()).unwrap();
+    let net = Mlp::init(&[2, 16, 3], Activation::Tanh, Init::Default, 4, &dev).unwrap();
+    let config = TrainConfig {
+        epochs: 20,
+        batch_size: 32,
+        learning_rate: 1e-2,
+        ..Default::default()
+    };
+    let options = TrainOptions {
+        valid: Some(&flipped),
+        patience: Some(1),
+        ..Default::default()
+    };
+    let (best, history) = train_with(&net, &data, &config, &options, &mut |_| {}).unwrap();
+    assert!(history.stopped_early, "{history:?}");
+    assert_eq!(history.valid_loss.len(), 2);
+    assert!(history.valid_loss[1] > history.valid_loss[0], "{history:?}");
+    let again = condense::evaluate(&best, &flipped, config.loss).unwrap();
+    assert_eq!(again, history.valid_loss[0], "the result is the first epoch's network");
 }

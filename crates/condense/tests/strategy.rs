@@ -3,24 +3,36 @@
 use candle_core::{Device, Tensor};
 use condense::embedding::split_neurons;
 use condense::{
-    reduce, run, synthetic, train, Activation, AutoCriterion, AutomaticOptions, CondenseOptions, Init, LayerRule,
-    ManualStep, Mlp, Reference, RefitOptions, Retrainer, Strategy, TrainConfig,
+    compare_at_widths, reduce, run, synthetic, train, Activation, AutoCriterion, AutomaticOptions, BaselineOptions,
+    CondenseOptions, EqualBudget, Init, LayerRule, ManualStep, Mlp, Reference, RefitOptions, Retrainer, Strategy,
+    TrainConfig, VariantKind,
 };
 
 /// Retraining does nothing; the validation loss is a known function of the width.
+#[derive(Default)]
 struct Scripted {
     retrains: usize,
+    /// `(epochs, round)` of every retraining.
+    calls: Vec<(usize, usize)>,
+    /// Widths and epochs of every from-scratch run.
+    scratch: Vec<(Vec<usize>, usize)>,
 }
 
-impl Retrainer for Scripted {
-    fn retrain(&mut self, mlp: &Mlp, _round: usize) -> condense::Result<Mlp> {
+impl Retrainer<Mlp> for Scripted {
+    fn retrain(&mut self, mlp: &Mlp, epochs: usize, round: usize) -> condense::Result<Mlp> {
         self.retrains += 1;
+        self.calls.push((epochs, round));
         Ok(mlp.clone())
     }
     fn validation_loss(&mut self, mlp: &Mlp) -> condense::Result<f64> {
         // Fine down to 20 neurons, much worse below.
         let w = mlp.hidden_widths()[0] as f64;
         Ok(if w >= 20.0 { 1.0 } else { 1.0 + (20.0 - w) })
+    }
+    fn train_from_scratch(&mut self, reference: &Mlp, widths: &[usize], epochs: usize) -> condense::Result<Mlp> {
+        self.scratch.push((widths.to_vec(), epochs));
+        let full = condense::training::regression::with_hidden(reference, widths)?;
+        Mlp::init(&full, Activation::Gelu, Init::Default, 1, reference.device())
     }
 }
 
@@ -34,9 +46,10 @@ fn automatic_strategy_backs_off_and_stops_at_the_tolerance() {
         tolerance: 0.05,
         max_rounds: 20,
         reference: Reference::Control,
+        retrain_epochs: 7,
         ..Default::default()
     };
-    let mut r = Scripted { retrains: 0 };
+    let mut r = Scripted::default();
     let (out, report) = run(
         &mlp,
         &Strategy::Automatic(auto),
@@ -67,6 +80,11 @@ fn automatic_strategy_backs_off_and_stops_at_the_tolerance() {
         "one retraining per round plus the control"
     );
     assert_eq!(report.final_widths, out.widths());
+    assert!(r.calls.iter().all(|&(e, _)| e == 7), "{:?}", r.calls);
+    assert_eq!(r.calls[0].1, 0, "the control is round 0");
+    let accepted = report.rounds.iter().filter(|r| r.accepted).count();
+    assert_eq!(report.retraining_budget(), 7 * accepted);
+    assert_eq!(report.retraining_spent(), 7 * (report.rounds.len() + 1));
 }
 
 #[test]
@@ -76,21 +94,87 @@ fn manual_schedule_applies_every_step_and_prunes() {
         steps: vec![
             ManualStep {
                 rules: vec![LayerRule::Width { width: 40 }],
-                retrain: true,
+                retrain_epochs: 3,
             },
             ManualStep {
                 rules: vec![LayerRule::Prune { width: 30 }],
-                retrain: false,
+                retrain_epochs: 0,
             },
         ],
     };
-    let mut r = Scripted { retrains: 0 };
+    let mut r = Scripted::default();
     let (out, report) = run(&mlp, &strategy, &CondenseOptions::default(), &mut r, None, &mut |_| {}).unwrap();
     assert_eq!(out.hidden_widths(), vec![30]);
     assert_eq!(report.rounds.len(), 2);
     assert_eq!(r.retrains, 1);
+    assert_eq!(r.calls, vec![(3, 1)]);
+    assert_eq!(report.retraining_budget(), 3);
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"parameter_ratio\""));
+}
+
+#[test]
+fn baselines_run_at_the_final_widths_with_the_same_budget() {
+    let dev = Device::Cpu;
+    let mlp = Mlp::init(&[3, 64, 32, 2], Activation::Gelu, Init::Default, 0, &dev).unwrap();
+    let calib = Tensor::randn(0f32, 1.0, (64, 3), &dev).unwrap();
+    let setting = EqualBudget {
+        original: &mlp,
+        widths: vec![20, 10],
+        options: CondenseOptions::default(),
+        retrain_epochs: 12,
+        original_epochs: 100,
+        calibration: Some(&calib),
+    };
+    let mut r = Scripted::default();
+    let mut seen = Vec::new();
+    let variants = compare_at_widths(
+        &setting,
+        &BaselineOptions::default(),
+        &mut r,
+        &mut |m| Ok(m.parameter_count() as f64),
+        &mut |v| seen.push(v.kind),
+    )
+    .unwrap();
+    let kinds: Vec<VariantKind> = variants.iter().map(|v| v.kind).collect();
+    assert_eq!(kinds, seen);
+    assert_eq!(
+        kinds,
+        vec![
+            VariantKind::PaperRule,
+            VariantKind::Refit,
+            VariantKind::Pruning,
+            VariantKind::PaperRuleWithoutRetraining,
+            VariantKind::RefitWithoutRetraining,
+            VariantKind::Control,
+            VariantKind::FromScratch,
+        ]
+    );
+    let reduced = Mlp::init(&[3, 20, 10, 2], Activation::Gelu, Init::Default, 0, &dev).unwrap();
+    for v in &variants {
+        let expected = if v.kind == VariantKind::Control { &mlp } else { &reduced };
+        assert_eq!(v.widths, expected.widths(), "{:?}", v.kind);
+        assert_eq!(v.score, expected.parameter_count() as f64, "score is the caller's");
+    }
+    // Four retrained variants, each with the whole budget, as round 1.
+    assert_eq!(r.calls, vec![(12, 1); 4]);
+    assert_eq!(r.scratch, vec![(vec![20, 10], 112)]);
+    let epochs = |k: VariantKind| variants.iter().find(|v| v.kind == k).unwrap().epochs;
+    assert_eq!(epochs(VariantKind::FromScratch), 112);
+    assert_eq!(epochs(VariantKind::RefitWithoutRetraining), 0);
+    // Choosing fewer runs fewer.
+    let only = BaselineOptions {
+        paper_rule: false,
+        refit: None,
+        without_retraining: false,
+        from_scratch: false,
+        ..Default::default()
+    };
+    let v = compare_at_widths(&setting, &only, &mut Scripted::default(), &mut |_| Ok(0.0), &mut |_| {}).unwrap();
+    assert_eq!(
+        v.iter().map(|v| v.kind).collect::<Vec<_>>(),
+        vec![VariantKind::Pruning, VariantKind::Control]
+    );
 }
 
 #[test]

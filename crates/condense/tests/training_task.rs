@@ -4,7 +4,8 @@
 use candle_core::Device;
 use condense::{
     evaluate, layer_similarity, run, synthetic, train, Activation, AutomaticOptions, CondenseOptions, Init, LossKind,
-    Mlp, Reference, RefitOptions, RegressionRetrainer, Retrainer, SimilarityKind, Strategy, TrainConfig,
+    Mlp, OriginalRecipe, Reference, RefitOptions, RegressionRetrainer, Retrainer, Schedule, SimilarityKind, Strategy,
+    TrainConfig,
 };
 
 const WIDTHS: [usize; 4] = [synthetic::INPUTS, 100, 100, synthetic::OUTPUTS];
@@ -14,7 +15,7 @@ fn train_config() -> TrainConfig {
         epochs: 300,
         batch_size: 64,
         learning_rate: 3e-3,
-        final_lr_fraction: 0.02,
+        schedule: Schedule::cosine(0.02),
         seed: 5,
         ..Default::default()
     }
@@ -52,6 +53,12 @@ fn small_initialization_condenses_and_reduces_below_half() {
         train: train_set.clone(),
         valid: valid.clone(),
         config: retrain,
+        original: OriginalRecipe {
+            activation: Activation::Tanh,
+            init: Init::Small { gamma: 1.0 },
+            seed: 0,
+            train: train_config(),
+        },
     };
     let strategy = Strategy::Automatic(AutomaticOptions {
         reference: Reference::Original,
@@ -59,6 +66,7 @@ fn small_initialization_condenses_and_reduces_below_half() {
         initial_step: 0.01,
         min_step: 0.001,
         max_rounds: 12,
+        retrain_epochs: 60,
         ..Default::default()
     });
 
@@ -110,7 +118,7 @@ fn small_initialization_condenses_and_reduces_below_half() {
     }
 
     // Control: the original put through the same retraining budget once.
-    let control = retrainer.retrain(&original, 1).unwrap();
+    let control = retrainer.retrain(&original, 60, 1).unwrap();
     println!(
         "control (original retrained once): test MSE {:.4e}",
         evaluate(&control, &test, LossKind::Mse).unwrap()

@@ -95,6 +95,17 @@ pub struct Ignition {
     pub stats: BdfStats,
 }
 
+/// The temperature rise above which a mixture counts as ignited [K].
+pub const IGNITION_RISE_K: f64 = 400.0;
+
+impl Ignition {
+    /// Whether the mixture ignited: its temperature rose by more than [`IGNITION_RISE_K`].
+    pub fn ignited(&self) -> bool {
+        let t0 = self.states.first().map(|s| s[0]).unwrap_or(self.final_temperature);
+        self.final_temperature > t0 + IGNITION_RISE_K
+    }
+}
+
 /// Options of an ignition run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IgnitionOptions {

@@ -40,13 +40,8 @@ pub enum KineticsError {
     },
 
     /// The integrator failed.
-    #[error("integration failed at t = {time:e} s: {message}")]
-    Solver {
-        /// Time reached [s].
-        time: f64,
-        /// Why.
-        message: String,
-    },
+    #[error("integration failed: {0}")]
+    Solver(#[from] crate::ode::SolverError),
 
     /// Reading a file failed.
     #[error("cannot read '{path}'")]

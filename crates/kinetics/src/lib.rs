@@ -11,7 +11,8 @@
 //!   analytic Jacobians;
 //! - [`ode`]: a chemistry-free variable-order BDF integrator;
 //! - [`advance`]: advancing one or many states by a time step, and full ignition runs;
-//! - [`composition`]: composition strings and equivalence-ratio mixing.
+//! - [`composition`]: composition strings and equivalence-ratio mixing;
+//! - [`report`]: the rates of a state and an ignition as serializable records.
 //!
 //! ```
 //! use kinetics::{advance::advance_state, composition::premixed, Mechanism, Operator, BdfConfig};
@@ -25,6 +26,7 @@
 //! # Ok::<(), kinetics::KineticsError>(())
 //! ```
 
+#![warn(missing_docs)]
 // Dense numerical kernels read best with explicit indices.
 #![allow(clippy::needless_range_loop)]
 
@@ -43,6 +45,7 @@ pub mod ode;
 pub mod progress;
 pub mod rates;
 pub mod reactor;
+pub mod report;
 pub mod thermo;
 
 pub use error::{KineticsError, Result};

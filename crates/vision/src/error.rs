@@ -55,3 +55,13 @@ pub enum VisionError {
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, VisionError>;
+
+/// A vision error as an error of the condensation driver's task (kept typed inside
+/// [`condense::CondenseError::Task`]; errors of the core pass through unchanged).
+pub(crate) fn into_condense(e: VisionError) -> condense::CondenseError {
+    match e {
+        VisionError::Condense(c) => c,
+        VisionError::Candle(c) => condense::CondenseError::Candle(c),
+        other => condense::CondenseError::Task(Box::new(other)),
+    }
+}

@@ -3,9 +3,14 @@
 //! channels with `condense`'s channel sets.
 //!
 //! Data flows one way: [`cifar`] (bytes -> normalized, augmented batches) -> [`mobilenet`]
-//! (the network) -> [`training`] (SGD, checkpoints, accuracy) -> [`reduction`] (channel sets,
-//! merge or prune, retraining rounds).
+//! (the network, on the [`fused`] CPU kernels) -> [`training`] (SGD on condense's training
+//! driver, checkpoints, accuracy) -> [`reduction`] (channel sets, merge or prune; the
+//! [`condense::Reducible`] network) and [`refit`] (the least-squares correction) ->
+//! [`pipeline`] (the CIFAR-10 experiment on condense's strategies and baselines).
 
+#![warn(missing_docs)]
+
+/// The crate README's example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
@@ -14,6 +19,7 @@ pub mod cifar;
 pub mod error;
 pub mod fused;
 pub mod mobilenet;
+pub mod pipeline;
 pub mod reduction;
 pub mod refit;
 pub mod training;
@@ -21,4 +27,6 @@ pub mod training;
 pub use cifar::Cifar10;
 pub use error::{Result, VisionError};
 pub use mobilenet::{BlockSpec, Downsampling, MobileNetV2, MobileNetV2Spec};
-pub use reduction::{channel_sets, reduce, ChannelRule, SetOutcome};
+pub use pipeline::{CifarConfig, CifarReport, MergeVariant};
+pub use reduction::{channel_sets, reduce, Network};
+pub use training::ImageTraining;

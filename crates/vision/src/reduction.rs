@@ -15,49 +15,44 @@
 use candle_core::Tensor;
 use condense::{
     cosine_similarity, feature_norms, fold_batch_norm, group_by_threshold, group_to_width, BatchNormParams, ChannelSet,
-    Linkage, NeuronGroup, Params, Slot,
+    CondenseOptions, LayerOutcome, LayerRule, NeuronGroup, Params, Reducible, Slot,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VisionError};
 use crate::mobilenet::MobileNetV2Spec;
+use crate::refit::refit_consumers;
 
-/// What to do with one channel set.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "rule")]
-pub enum ChannelRule {
-    /// Leave the channels.
-    Keep,
-    /// Agglomerative grouping to this many channels, then merge (the paper's rule).
-    Width {
-        /// Channels after the merge.
-        width: usize,
-    },
-    /// Greedy grouping of channels whose cosine with the representative is at least `tau`.
-    Threshold {
-        /// Cosine threshold.
-        tau: f32,
-    },
-    /// Keep the channels of largest magnitude score (structured pruning baseline).
-    Prune {
-        /// Channels kept.
-        width: usize,
-    },
+/// A MobileNetV2 and its parameters: what condensation reduces. Its units are the channel
+/// sets of [`channel_sets`].
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// The architecture.
+    pub spec: MobileNetV2Spec,
+    /// The parameters, BN statistics included.
+    pub params: Params,
 }
 
-/// What happened to one set.
-#[derive(Clone, Debug, Serialize)]
-pub struct SetOutcome {
-    /// The set's name.
-    pub set: String,
-    /// The rule applied.
-    pub rule: ChannelRule,
-    /// Channels before.
-    pub width_before: usize,
-    /// Channels after.
-    pub width_after: usize,
-    /// Size of the largest merged group.
-    pub largest_group: usize,
+impl Reducible for Network {
+    fn unit_widths(&self) -> Vec<usize> {
+        set_widths(&self.spec)
+    }
+
+    fn widths(&self) -> Vec<usize> {
+        set_widths(&self.spec)
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.spec.parameter_count()
+    }
+
+    fn reduce(
+        &self,
+        rules: &[LayerRule],
+        options: &CondenseOptions,
+        calibration: Option<&Tensor>,
+    ) -> condense::Result<(Self, Vec<LayerOutcome>)> {
+        reduce(self, rules, options, calibration).map_err(crate::error::into_condense)
+    }
 }
 
 fn bn_slots(prefix: &str) -> Vec<Slot> {
@@ -165,68 +160,80 @@ pub fn set_similarity(spec: &MobileNetV2Spec, params: &Params, set: usize) -> Re
     Ok(cosine_similarity(&channel_features(spec, params, set)?)?)
 }
 
-/// Applies `rules` (one per channel set, see [`channel_sets`]) and returns the narrower
-/// network's spec and parameters, with what happened to each set.
+/// Applies `rules` (one per channel set of [`channel_sets`], or one for all) with the
+/// grouping settings of `options` (linkage, anti-alignment guard) and returns the narrower
+/// network with what happened to each set. With `options.refit`, every set's consumer is then
+/// refitted by least squares on the `calibration` images against `net` ([`refit_consumers`]).
+/// Merging keeps the representative's kernels and sums the consumers (the paper's rule; the
+/// merge options of `options` are those of dense layers and are not used here).
 pub fn reduce(
-    spec: &MobileNetV2Spec,
-    params: &Params,
-    rules: &[ChannelRule],
-    linkage: Linkage,
-) -> Result<(MobileNetV2Spec, Params, Vec<SetOutcome>)> {
-    spec.check(params)?;
+    net: &Network,
+    rules: &[LayerRule],
+    options: &CondenseOptions,
+    calibration: Option<&Tensor>,
+) -> Result<(Network, Vec<LayerOutcome>)> {
+    let spec = &net.spec;
+    spec.check(&net.params)?;
     let sets = channel_sets(spec)?;
-    if rules.len() != sets.len() {
+    let rules: Vec<LayerRule> = match rules.len() {
+        1 => vec![rules[0]; sets.len()],
+        n if n == sets.len() => rules.to_vec(),
+        n => {
+            return Err(VisionError::InvalidOption {
+                name: "channel rules",
+                message: format!("{n} rules for {} channel sets", sets.len()),
+            })
+        }
+    };
+    if options.refit.is_some() && calibration.is_none() {
         return Err(VisionError::InvalidOption {
-            name: "channel rules",
-            message: format!("{} rules for {} channel sets", rules.len(), sets.len()),
+            name: "refit",
+            message: "the least-squares refit needs calibration images".into(),
         });
     }
-    let mut current = params.clone();
+    let mut current = net.params.clone();
     let mut outcomes = Vec::new();
-    for (s, (set, rule)) in sets.iter().zip(rules).enumerate() {
+    for (s, (set, rule)) in sets.iter().zip(&rules).enumerate() {
         let width = set.width(&current)?;
+        let features = channel_features(spec, &current, s)?;
+        let sim = cosine_similarity(&features)?;
+        let norms = feature_norms(&features)?;
+        let guard = options.min_pair_cosine;
         let groups: Option<Vec<NeuronGroup>> = match *rule {
-            ChannelRule::Keep => None,
-            ChannelRule::Prune { width: w } => Some(set.prune_groups(&current, w)?),
-            ChannelRule::Width { width: w } if w >= width => None,
-            ChannelRule::Width { width: w } => {
-                let f = channel_features(spec, &current, s)?;
-                Some(group_to_width(
-                    &cosine_similarity(&f)?,
-                    &feature_norms(&f)?,
-                    w,
-                    linkage,
-                    -1.0,
-                    s,
-                )?)
-            }
-            ChannelRule::Threshold { tau } => {
-                let f = channel_features(spec, &current, s)?;
-                Some(group_by_threshold(
-                    &cosine_similarity(&f)?,
-                    &feature_norms(&f)?,
-                    tau,
-                    -1.0,
-                )?)
-            }
+            LayerRule::Keep => None,
+            LayerRule::Prune { width: w } => Some(set.prune_groups(&current, w.min(width))?),
+            LayerRule::Width { width: w } if w >= width => None,
+            LayerRule::Width { width: w } => Some(group_to_width(&sim, &norms, w, options.linkage, guard, s)?),
+            LayerRule::Threshold { tau } => Some(group_by_threshold(&sim, &norms, tau, guard)?),
         };
-        let (after, largest) = match groups {
+        let (after, largest) = match &groups {
             None => (width, 1),
+            Some(g) if g.len() == width => (width, 1),
             Some(g) => {
-                current = set.merge(&current, &g)?;
+                current = set.merge(&current, g)?;
                 (g.len(), g.iter().map(|g| g.members.len()).max().unwrap_or(1))
             }
         };
-        outcomes.push(SetOutcome {
-            set: set.name.clone(),
+        outcomes.push(LayerOutcome {
+            layer: s,
+            name: Some(set.name.clone()),
             rule: *rule,
             width_before: width,
             width_after: after,
             largest_group: largest,
+            similarity: sim.stats(options.histogram_bins),
+            order: None,
+            matrix: None,
         });
     }
     let reduced = spec.with_widths_of(&current)?;
-    Ok((reduced, current, outcomes))
+    let params = match (options.refit, calibration) {
+        (Some(refit), Some(images)) if reduced != *spec => {
+            refit_consumers(spec, &net.params, &reduced, &current, images, refit)?
+        }
+        _ => current,
+    };
+    Ok((Network { spec: reduced, params }, outcomes))
 }
 
 /// Reducible widths of a spec, in set order (block hidden widths, then the head).
@@ -236,6 +243,28 @@ pub fn set_widths(spec: &MobileNetV2Spec) -> Vec<usize> {
         .map(|b| b.hidden)
         .chain(std::iter::once(spec.head))
         .collect()
+}
+
+/// The spec with reducible widths `widths` (one per channel set, in set order).
+pub fn with_set_widths(spec: &MobileNetV2Spec, widths: &[usize]) -> Result<MobileNetV2Spec> {
+    if widths.len() != spec.blocks.len() + 1 || widths.contains(&0) {
+        return Err(VisionError::InvalidOption {
+            name: "set widths",
+            message: format!(
+                "need {} positive widths (blocks, then the head), got {widths:?}",
+                spec.blocks.len() + 1
+            ),
+        });
+    }
+    let mut out = spec.clone();
+    for (b, &w) in out.blocks.iter_mut().zip(widths) {
+        b.hidden = w;
+        if !b.expand {
+            b.input = w;
+        }
+    }
+    out.head = widths[widths.len() - 1];
+    Ok(out)
 }
 
 /// The spec with every reducible width scaled by `fraction` (at least `min_width`).
@@ -301,7 +330,9 @@ mod tests {
     fn rule_count_must_match() {
         let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
         let p = spec.init(0).unwrap();
-        let e = reduce(&spec, &p, &[ChannelRule::Keep], Linkage::Complete).unwrap_err();
+        let net = Network { spec, params: p };
+        let rules = [LayerRule::Keep, LayerRule::Keep];
+        let e = reduce(&net, &rules, &CondenseOptions::default(), None).unwrap_err();
         assert!(e.to_string().contains("18 channel sets"), "{e}");
     }
 }

@@ -74,9 +74,9 @@ pub fn refit_consumers(
 mod tests {
     use super::*;
     use crate::mobilenet::Downsampling;
-    use crate::reduction::{reduce, scaled, set_widths, ChannelRule};
+    use crate::reduction::{reduce, scaled, set_widths, Network};
     use candle_core::Device;
-    use condense::Linkage;
+    use condense::{CondenseOptions, LayerRule, Linkage};
 
     /// Mean squared difference of the logits of two networks on `x`.
     fn logit_error(a: (&MobileNetV2Spec, &Params), b: (&MobileNetV2Spec, &Params), x: &Tensor) -> f32 {
@@ -105,11 +105,20 @@ mod tests {
             }
         }
         let target = scaled(&spec, 0.5, 4);
-        let rules: Vec<ChannelRule> = set_widths(&target)
+        let rules: Vec<LayerRule> = set_widths(&target)
             .into_iter()
-            .map(|width| ChannelRule::Prune { width })
+            .map(|width| LayerRule::Prune { width })
             .collect();
-        let (s2, p2, _) = reduce(&spec, &p, &rules, Linkage::Average).unwrap();
+        let options = CondenseOptions {
+            linkage: Linkage::Average,
+            ..Default::default()
+        };
+        let original = Network {
+            spec: spec.clone(),
+            params: p.clone(),
+        };
+        let (small, _) = reduce(&original, &rules, &options, None).unwrap();
+        let (s2, p2) = (small.spec, small.params);
         let x = Tensor::randn(0f32, 1., (24, 3, 32, 32), &Device::Cpu).unwrap();
         let refitted = refit_consumers(&spec, &p, &s2, &p2, &x, RefitOptions::default()).unwrap();
         let before = logit_error((&spec, &p), (&s2, &p2), &x);

@@ -1,155 +1,100 @@
-//! Training a [`MobileNetV2`] on CIFAR-10 on the CPU: SGD with momentum, linear warm-up and a
-//! cosine schedule, weight decay on conv and linear weights, checkpoints every N steps that
-//! resume exactly (weights, BN statistics, momentum buffers, position in the epoch).
+//! Training a [`MobileNetV2`] on CIFAR-10 on the CPU, on the workspace's one training driver
+//! ([`condense::fit`]): mini-batches of augmented images, softmax cross-entropy, the
+//! optimizer and schedule of a [`condense::TrainConfig`] (by default SGD with momentum, linear
+//! warm-up and a cosine decay to zero; weight decay on conv and linear weights only), and
+//! checkpoints that resume exactly (weights, BN statistics, momentum buffers, position).
 //!
-//! Every random choice (initialization, epoch order, augmentation, dropout) is a function of
-//! the seed and the step, so a resumed run is the run that was not interrupted.
+//! Every random choice (epoch order, augmentation, dropout) is a function of the seed and the
+//! step, so a resumed run is the run that was not interrupted.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::collections::HashMap;
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, D};
-use condense::Params;
+use condense::training::{Evaluation, FitOptions, Learner, OptimizerState, Param, StepOutput};
+use condense::{Checkpointing, LossKind, Optimizer, Params, Schedule, StepProgress, TrainConfig, TrainHistory};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::cifar::Cifar10;
-use crate::error::{Result, VisionError};
+use crate::error::{into_condense, Result, VisionError};
 use crate::mobilenet::{MobileNetV2, MobileNetV2Spec};
 
-/// Optimizer and schedule.
+/// How images are trained: the shared training settings and the augmentation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Passes over the training images.
-    pub epochs: usize,
-    /// Images per step.
-    pub batch_size: usize,
-    /// Peak learning rate.
-    pub learning_rate: f64,
-    /// SGD momentum (PyTorch convention: `v = mu v + g`, `w -= lr v`).
-    pub momentum: f64,
-    /// L2 weight decay on conv and linear weights (not on BN or biases).
-    pub weight_decay: f64,
-    /// Steps of linear warm-up from 0 to the peak rate.
-    pub warmup_steps: usize,
-    /// Random crop and horizontal flip.
+pub struct ImageTraining {
+    /// Epochs, batch, learning rate, schedule, optimizer (cross-entropy loss).
+    pub train: TrainConfig,
+    /// Random crop (padding 4) and horizontal flip.
     pub augment: bool,
-    /// Seed of the epoch order, augmentation and dropout.
-    pub seed: u64,
 }
 
-impl Default for TrainConfig {
+impl Default for ImageTraining {
+    /// 10 epochs of 128 images, SGD (momentum 0.9, weight decay 4e-5) at 0.05 with 100
+    /// warm-up steps and a cosine decay to 0, augmented.
     fn default() -> Self {
-        TrainConfig {
-            epochs: 10,
-            batch_size: 128,
-            learning_rate: 0.05,
-            momentum: 0.9,
-            weight_decay: 4e-5,
-            warmup_steps: 100,
+        ImageTraining {
+            train: TrainConfig {
+                epochs: 10,
+                batch_size: 128,
+                learning_rate: 0.05,
+                schedule: Schedule::Cosine {
+                    warmup_steps: 100,
+                    final_fraction: 0.0,
+                },
+                optimizer: Optimizer::Sgd {
+                    momentum: 0.9,
+                    weight_decay: 4e-5,
+                },
+                loss: LossKind::CrossEntropy,
+                dropout: 0.0,
+                seed: 0,
+            },
             augment: true,
-            seed: 0,
         }
     }
 }
 
-impl TrainConfig {
-    /// Learning rate at `step` of `total`.
-    pub fn rate(&self, step: usize, total: usize) -> f64 {
-        if step < self.warmup_steps {
-            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
-        }
-        let t = (step - self.warmup_steps) as f64 / (total.saturating_sub(self.warmup_steps)).max(1) as f64;
-        0.5 * self.learning_rate * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
-    }
-
+impl ImageTraining {
     fn validate(&self) -> Result<()> {
-        let bad = |name: &'static str, message: String| Err(VisionError::InvalidOption { name, message });
-        if self.batch_size == 0 {
-            return bad("batch_size", "must be positive".into());
+        self.train.validate()?;
+        if self.train.loss != LossKind::CrossEntropy {
+            return Err(VisionError::InvalidOption {
+                name: "train.loss",
+                message: "image classification trains with cross_entropy".into(),
+            });
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("learning_rate", format!("must be positive, got {}", self.learning_rate));
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return bad("momentum", format!("must lie in [0, 1), got {}", self.momentum));
+        if self.train.dropout != 0.0 {
+            return Err(VisionError::InvalidOption {
+                name: "train.dropout",
+                message: "MobileNetV2's dropout is part of the network (spec.dropout); leave train.dropout at 0".into(),
+            });
         }
         Ok(())
     }
-}
-
-/// Per-epoch figures.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct TrainHistory {
-    /// Mean training cross-entropy per epoch.
-    pub train_loss: Vec<f64>,
-    /// Training accuracy per epoch (on augmented batches, in training mode).
-    pub train_accuracy: Vec<f64>,
-    /// Accuracy on the evaluation set after each epoch (when one was given).
-    pub eval_accuracy: Vec<f64>,
-    /// Wall time spent training, summed over resumed chunks [s].
-    pub wall_time_s: f64,
-}
-
-/// Where and how often to checkpoint.
-#[derive(Clone, Debug, Default)]
-pub struct Checkpointing {
-    /// Stem of `STEM.safetensors` + `STEM.json`; none for no checkpoints.
-    pub path: Option<PathBuf>,
-    /// Steps between checkpoints.
-    pub every: usize,
-    /// Continue from the checkpoint if it exists and matches.
-    pub resume: bool,
-    /// Stop (after writing a checkpoint) after this many steps in this call.
-    pub max_steps: Option<usize>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct CheckpointInfo {
-    config: TrainConfig,
-    spec: MobileNetV2Spec,
-    train_images: usize,
-    epoch: usize,
-    step_in_epoch: usize,
-    epoch_loss_sum: f64,
-    epoch_correct: usize,
-    epoch_seen: usize,
-    history: TrainHistory,
-}
-
-/// Progress of one step, for a progress bar.
-#[derive(Clone, Copy, Debug)]
-pub struct StepProgress {
-    /// Global step (from 0).
-    pub step: usize,
-    /// Total steps of the run.
-    pub total: usize,
-    /// Current epoch (from 0).
-    pub epoch: usize,
-    /// Running mean loss of the epoch.
-    pub loss: f64,
 }
 
 /// Outcome of [`train`].
 pub struct Trained {
     /// Final parameters (with BN statistics).
     pub params: Params,
-    /// Per-epoch figures.
+    /// Per-epoch figures (`train_accuracy`, and `eval_accuracy` with an evaluation set, in
+    /// its metrics).
     pub history: TrainHistory,
-    /// Whether every epoch ran (false when stopped by `max_steps`).
+    /// Whether every epoch ran (false when stopped by the step limit).
     pub finished: bool,
 }
 
 /// Trains the network `spec` from `params` on `data` (evaluating on `eval` after each epoch).
+/// A checkpoint must have been written with the same settings, network and image count.
 pub fn train(
     spec: &MobileNetV2Spec,
     params: &Params,
     data: &Cifar10,
     eval: Option<&Cifar10>,
-    config: &TrainConfig,
+    config: &ImageTraining,
     checkpointing: &Checkpointing,
     on_step: &mut dyn FnMut(StepProgress),
 ) -> Result<Trained> {
@@ -160,134 +105,132 @@ pub fn train(
             message: "none".into(),
         });
     }
-    let steps_per_epoch = data.len().div_ceil(config.batch_size);
-    let total = steps_per_epoch * config.epochs;
-    let mut info = CheckpointInfo {
-        config: config.clone(),
-        spec: spec.clone(),
-        train_images: data.len(),
-        epoch: 0,
-        step_in_epoch: 0,
-        epoch_loss_sum: 0.0,
-        epoch_correct: 0,
-        epoch_seen: 0,
-        history: TrainHistory::default(),
+    let mut learner = ImageLearner::new(spec, params, data, eval, config)?;
+    let options = FitOptions {
+        patience: None,
+        checkpointing: checkpointing.clone(),
+        fingerprint: serde_json::json!({"config": config, "spec": spec, "train_images": data.len()}),
     };
-    let mut start = params.clone();
-    let mut momentum: HashMap<String, Tensor> = HashMap::new();
-    if let (true, Some(stem)) = (checkpointing.resume, &checkpointing.path) {
-        if let Some((ci, tensors)) = read_checkpoint(stem)? {
-            if ci.config == *config && ci.spec == *spec && ci.train_images == data.len() {
-                for (k, t) in tensors {
-                    match k.strip_prefix("momentum.") {
-                        Some(name) => {
-                            momentum.insert(name.to_string(), t);
-                        }
-                        None => {
-                            start.insert(k, t);
-                        }
-                    }
-                }
-                info = ci;
-            }
-        }
+    let fitted = condense::fit(&mut learner, &config.train, &options, on_step)?;
+    Ok(Trained {
+        params: learner.net.params(),
+        history: fitted.history,
+        finished: fitted.finished,
+    })
+}
+
+/// A MobileNetV2 with its optimizer and images.
+struct ImageLearner<'a> {
+    net: MobileNetV2,
+    params: Vec<Param>,
+    optimizer: OptimizerState,
+    data: &'a Cifar10,
+    eval: Option<&'a Cifar10>,
+    augment: bool,
+    seed: u64,
+}
+
+impl<'a> ImageLearner<'a> {
+    fn new(
+        spec: &MobileNetV2Spec,
+        params: &Params,
+        data: &'a Cifar10,
+        eval: Option<&'a Cifar10>,
+        config: &ImageTraining,
+    ) -> Result<Self> {
+        let net = MobileNetV2::new(spec, params)?;
+        let mut vars: Vec<(String, candle_core::Var)> = net.trainable().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let params: Vec<Param> = vars
+            .into_iter()
+            .map(|(name, var)| Param {
+                decay: var.rank() >= 2,
+                name,
+                var,
+            })
+            .collect();
+        Ok(ImageLearner {
+            optimizer: OptimizerState::new(config.train.optimizer, &params)?,
+            net,
+            params,
+            data,
+            eval,
+            augment: config.augment,
+            seed: config.train.seed,
+        })
     }
-    let net = MobileNetV2::new(spec, &start)?;
-    let vars = net.trainable();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    let t0 = Instant::now();
-    let wall_before = info.history.wall_time_s;
-    let mut steps_now = 0usize;
-    while info.epoch < config.epochs {
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(
-            config.seed ^ (info.epoch as u64).wrapping_mul(0x9E37_79B9),
-        ));
-        while info.step_in_epoch < steps_per_epoch {
-            let step = info.epoch * steps_per_epoch + info.step_in_epoch;
-            let lo = info.step_in_epoch * config.batch_size;
-            let idx = &order[lo..(lo + config.batch_size).min(data.len())];
-            let step_seed = config.seed.wrapping_mul(1_000_003).wrapping_add(step as u64);
-            let (x, y) = data.batch(idx, config.augment.then_some(step_seed), &Device::Cpu)?;
-            let logits = net.forward(&x, true, step_seed ^ 0x5DEECE66D)?;
+}
+
+impl Learner for ImageLearner<'_> {
+    fn samples(&self) -> usize {
+        self.data.len()
+    }
+
+    fn step(&mut self, rows: &[u32], lr: f64, step: usize) -> condense::Result<StepOutput> {
+        let idx: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+        let step_seed = self.seed.wrapping_mul(1_000_003).wrapping_add(step as u64);
+        let run = || -> Result<(Tensor, usize, candle_core::backprop::GradStore)> {
+            let (x, y) = self.data.batch(&idx, self.augment.then_some(step_seed), &Device::Cpu)?;
+            let logits = self.net.forward(&x, true, step_seed ^ 0x5DEECE66D)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let lv = loss.to_scalar::<f32>()? as f64;
-            if !lv.is_finite() {
-                return Err(VisionError::NonFinite {
-                    what: format!("training loss at step {step}"),
-                });
-            }
             let correct = correct_count(&logits, &y)?;
             let grads = loss.backward()?;
-            let lr = config.rate(step, total);
-            for name in &names {
-                let var = &vars[*name];
-                let Some(g) = grads.get(var.as_tensor()) else { continue };
-                let w = var.as_tensor().detach();
-                let g = if config.weight_decay > 0.0 && w.rank() >= 2 {
-                    (g + (&w * config.weight_decay)?)?
-                } else {
-                    g.clone()
-                };
-                let v = match momentum.get(*name) {
-                    Some(v) => ((v * config.momentum)? + g)?,
-                    None => g,
-                };
-                var.set(&(&w - (&v * lr)?)?)?;
-                momentum.insert((*name).clone(), v);
-            }
-            info.epoch_loss_sum += lv * idx.len() as f64;
-            info.epoch_correct += correct;
-            info.epoch_seen += idx.len();
-            info.step_in_epoch += 1;
-            steps_now += 1;
-            on_step(StepProgress {
-                step: step + 1,
-                total,
-                epoch: info.epoch,
-                loss: info.epoch_loss_sum / info.epoch_seen as f64,
-            });
-            let stop = checkpointing.max_steps.is_some_and(|m| steps_now >= m);
-            let due = checkpointing.every > 0 && steps_now % checkpointing.every == 0;
-            if stop || due {
-                info.history.wall_time_s = wall_before + t0.elapsed().as_secs_f64();
-                if let Some(stem) = &checkpointing.path {
-                    write_checkpoint(stem, &info, &net, &momentum)?;
-                }
-            }
-            if stop && (info.step_in_epoch < steps_per_epoch || info.epoch + 1 < config.epochs) {
-                return Ok(Trained {
-                    params: net.params(),
-                    history: info.history,
-                    finished: false,
-                });
-            }
-        }
-        info.history
-            .train_loss
-            .push(info.epoch_loss_sum / info.epoch_seen.max(1) as f64);
-        info.history
-            .train_accuracy
-            .push(info.epoch_correct as f64 / info.epoch_seen.max(1) as f64);
-        if let Some(e) = eval {
-            info.history.eval_accuracy.push(accuracy(spec, &net.params(), e, 500)?);
-        }
-        info.epoch += 1;
-        info.step_in_epoch = 0;
-        info.epoch_loss_sum = 0.0;
-        info.epoch_correct = 0;
-        info.epoch_seen = 0;
-        info.history.wall_time_s = wall_before + t0.elapsed().as_secs_f64();
-        if let Some(stem) = &checkpointing.path {
-            write_checkpoint(stem, &info, &net, &momentum)?;
-        }
+            Ok((loss, correct, grads))
+        };
+        let (loss, correct, grads) = run().map_err(into_condense)?;
+        self.optimizer.step(&self.params, &grads, lr)?;
+        Ok(StepOutput {
+            loss: loss.to_scalar::<f32>()? as f64,
+            correct: Some(correct),
+        })
     }
-    Ok(Trained {
-        params: net.params(),
-        history: info.history,
-        finished: true,
-    })
+
+    fn evaluate(&mut self) -> condense::Result<Evaluation> {
+        let metrics = match self.eval {
+            Some(e) => vec![(
+                "eval_accuracy".to_string(),
+                accuracy(&self.net.spec, &self.net.params(), e, 500).map_err(into_condense)?,
+            )],
+            None => Vec::new(),
+        };
+        Ok(Evaluation {
+            valid_loss: None,
+            metrics,
+        })
+    }
+
+    fn state(&self) -> condense::Result<HashMap<String, Tensor>> {
+        let mut map: HashMap<String, Tensor> = self.net.params().into_iter().collect();
+        map.extend(self.optimizer.tensors(&self.params, &Device::Cpu)?);
+        Ok(map)
+    }
+
+    fn restore(&mut self, state: &HashMap<String, Tensor>, source: &Path) -> condense::Result<()> {
+        let data = self
+            .net
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| into_condense(VisionError::Network("poisoned parameter lock".into())))?;
+        for (name, var) in data.iter() {
+            let t = state.get(name).ok_or_else(|| condense::CondenseError::Format {
+                path: source.to_path_buf(),
+                message: format!("missing tensor '{name}'"),
+            })?;
+            var.set(t)?;
+        }
+        drop(data);
+        self.optimizer
+            .restore(&self.params, state, &source.display().to_string())
+    }
+
+    fn keep_best(&mut self) -> condense::Result<()> {
+        Ok(())
+    }
+
+    fn use_best(&mut self) -> condense::Result<()> {
+        Ok(())
+    }
 }
 
 fn correct_count(logits: &Tensor, y: &Tensor) -> Result<usize> {
@@ -332,75 +275,14 @@ pub fn accuracy(spec: &MobileNetV2Spec, params: &Params, data: &Cifar10, batch: 
     Ok(correct as f64 / data.len().max(1) as f64)
 }
 
-/// `stem.safetensors` and `stem.json`.
-pub fn paths(stem: &Path) -> (PathBuf, PathBuf) {
-    let s = stem.to_string_lossy();
-    (
-        PathBuf::from(format!("{s}.safetensors")),
-        PathBuf::from(format!("{s}.json")),
-    )
-}
-
-/// Writes parameters and a JSON description atomically (temporary files, then rename).
+/// Writes parameters and a JSON description as `STEM.safetensors` + `STEM.json`, atomically.
 pub fn save(stem: &Path, params: &Params, json: &serde_json::Value) -> Result<()> {
-    let (tp, jp) = paths(stem);
     let map: HashMap<String, Tensor> = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let tmp = PathBuf::from(format!("{}.tmp", tp.display()));
-    candle_core::safetensors::save(&map, &tmp).map_err(|e| VisionError::Format {
-        path: tp.clone(),
-        message: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, &tp).map_err(|source| VisionError::Io { path: tp, source })?;
-    let text = serde_json::to_string_pretty(json).expect("json");
-    condense::mlp::write_atomic(&jp, text.as_bytes())?;
-    Ok(())
+    Ok(condense::io::save(stem, &map, json)?)
 }
 
 /// Reads what [`save`] wrote.
 pub fn load(stem: &Path) -> Result<(Params, serde_json::Value)> {
-    let (tp, jp) = paths(stem);
-    let text = std::fs::read_to_string(&jp).map_err(|source| VisionError::Io {
-        path: jp.clone(),
-        source,
-    })?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| VisionError::Format {
-        path: jp.clone(),
-        message: e.to_string(),
-    })?;
-    if !tp.exists() {
-        return Err(VisionError::Io {
-            path: tp.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "missing"),
-        });
-    }
-    let tensors = candle_core::safetensors::load(&tp, &Device::Cpu).map_err(|e| VisionError::Format {
-        path: tp.clone(),
-        message: e.to_string(),
-    })?;
-    Ok((tensors.into_iter().collect::<BTreeMap<_, _>>(), json))
-}
-
-fn write_checkpoint(
-    stem: &Path,
-    info: &CheckpointInfo,
-    net: &MobileNetV2,
-    momentum: &HashMap<String, Tensor>,
-) -> Result<()> {
-    let mut all = net.params();
-    for (k, v) in momentum {
-        all.insert(format!("momentum.{k}"), v.clone());
-    }
-    save(stem, &all, &serde_json::to_value(info).expect("info"))
-}
-
-fn read_checkpoint(stem: &Path) -> Result<Option<(CheckpointInfo, Params)>> {
-    if !paths(stem).1.exists() {
-        return Ok(None);
-    }
-    let (tensors, json) = load(stem)?;
-    let info: CheckpointInfo = serde_json::from_value(json).map_err(|e| VisionError::Format {
-        path: paths(stem).1,
-        message: e.to_string(),
-    })?;
-    Ok(Some((info, tensors)))
+    let (tensors, json) = condense::io::load(stem, &Device::Cpu)?;
+    Ok((tensors.into_iter().collect(), json))
 }

@@ -1,11 +1,27 @@
 //! Condensing duplicated channels (BatchNorm included) gives back the same function.
 
 use candle_core::{Device, Tensor};
-use condense::{Linkage, Params};
+use condense::{CondenseOptions, LayerRule, Linkage, Params, Reducible, Retrainer, Strategy};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vision::reduction::{channel_sets, reduce, set_widths, ChannelRule};
+use vision::reduction::{channel_sets, set_widths, Network};
 use vision::{Downsampling, MobileNetV2, MobileNetV2Spec};
+
+/// Complete linkage, no anti-alignment guard.
+fn options() -> CondenseOptions {
+    CondenseOptions {
+        linkage: Linkage::Complete,
+        min_pair_cosine: -1.0,
+        ..Default::default()
+    }
+}
+
+fn logits(net: &Network, x: &Tensor) -> Tensor {
+    MobileNetV2::new(&net.spec, &net.params)
+        .unwrap()
+        .forward(x, false, 0)
+        .unwrap()
+}
 
 /// Random BN statistics, then every odd channel of every set made a copy of the even one
 /// before it (all producer slices: conv rows, depthwise kernels, BN entries).
@@ -49,39 +65,31 @@ fn merging_duplicated_channels_recovers_the_outputs() {
         let spec = MobileNetV2Spec::torchvision(10, downsampling);
         let params = duplicated(&spec, 5);
         let x = Tensor::randn(0f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
-        let before = MobileNetV2::new(&spec, &params).unwrap().forward(&x, false, 0).unwrap();
+        let net = Network {
+            spec: spec.clone(),
+            params,
+        };
+        let before = logits(&net, &x);
 
-        let rules = vec![ChannelRule::Threshold { tau: 0.99999 }; 18];
-        let (small, reduced, outcomes) = reduce(&spec, &params, &rules, Linkage::Complete).unwrap();
+        let rules = [LayerRule::Threshold { tau: 0.99999 }];
+        let (small, outcomes) = net.reduce(&rules, &options(), None).unwrap();
         let halves: Vec<usize> = set_widths(&spec).iter().map(|w| w / 2).collect();
-        assert_eq!(set_widths(&small), halves);
+        assert_eq!(set_widths(&small.spec), halves);
         assert!(outcomes.iter().all(|o| o.largest_group == 2));
-        let after = MobileNetV2::new(&small, &reduced)
-            .unwrap()
-            .forward(&x, false, 0)
-            .unwrap();
         let scale: f32 = before.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-        let d = max_abs_diff(&before, &after);
+        let d = max_abs_diff(&before, &logits(&small, &x));
         assert!(d <= 1e-4 * scale.max(1.0), "{downsampling:?}: diff {d} (scale {scale})");
-        assert!(small.parameter_count() < spec.parameter_count() * 6 / 10);
+        assert!(small.spec.parameter_count() < spec.parameter_count() * 6 / 10);
 
         // The same groups by target width (agglomerative) are exact too.
-        let rules: Vec<ChannelRule> = halves.iter().map(|&w| ChannelRule::Width { width: w }).collect();
-        let (small2, reduced2, _) = reduce(&spec, &params, &rules, Linkage::Complete).unwrap();
-        let after2 = MobileNetV2::new(&small2, &reduced2)
-            .unwrap()
-            .forward(&x, false, 0)
-            .unwrap();
-        assert!(max_abs_diff(&before, &after2) <= 1e-4 * scale.max(1.0));
+        let rules: Vec<LayerRule> = halves.iter().map(|&w| LayerRule::Width { width: w }).collect();
+        let (small2, _) = net.reduce(&rules, &options(), None).unwrap();
+        assert!(max_abs_diff(&before, &logits(&small2, &x)) <= 1e-4 * scale.max(1.0));
 
         // Pruning to the same widths drops half of each pair's contribution: not exact.
-        let rules: Vec<ChannelRule> = halves.iter().map(|&w| ChannelRule::Prune { width: w }).collect();
-        let (small3, reduced3, _) = reduce(&spec, &params, &rules, Linkage::Complete).unwrap();
-        let after3 = MobileNetV2::new(&small3, &reduced3)
-            .unwrap()
-            .forward(&x, false, 0)
-            .unwrap();
-        assert!(max_abs_diff(&before, &after3) > 1e-3 * scale.max(1.0));
+        let rules: Vec<LayerRule> = halves.iter().map(|&w| LayerRule::Prune { width: w }).collect();
+        let (small3, _) = net.reduce(&rules, &options(), None).unwrap();
+        assert!(max_abs_diff(&before, &logits(&small3, &x)) > 1e-3 * scale.max(1.0));
     }
 }
 
@@ -97,4 +105,47 @@ fn features_see_batch_norm() {
     let sim = vision::reduction::set_similarity(&spec, &p, 17).unwrap();
     assert!(sim.get(2, 3) > 0.9999);
     assert!(sim.get(0, 1) < 0.0);
+}
+
+/// Retraining that changes nothing; the loss is the logit error against a fixed reference.
+struct Unchanged {
+    reference: Tensor,
+    x: Tensor,
+}
+
+impl Retrainer<Network> for Unchanged {
+    fn retrain(&mut self, net: &Network, _: usize, _: usize) -> condense::Result<Network> {
+        Ok(net.clone())
+    }
+    fn validation_loss(&mut self, net: &Network) -> condense::Result<f64> {
+        Ok(max_abs_diff(&self.reference, &logits(net, &self.x)) as f64)
+    }
+    fn train_from_scratch(&mut self, reference: &Network, _: &[usize], _: usize) -> condense::Result<Network> {
+        Ok(reference.clone())
+    }
+}
+
+#[test]
+fn the_shared_driver_condenses_channel_sets() {
+    // condense's manual strategy, written once for dense and convolutional networks, halves
+    // every channel set of a duplicated MobileNetV2 and keeps its function.
+    let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+    let net = Network {
+        params: duplicated(&spec, 2),
+        spec: spec.clone(),
+    };
+    let x = Tensor::randn(0f32, 1., (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let mut task = Unchanged {
+        reference: logits(&net, &x),
+        x,
+    };
+    let halves: Vec<usize> = set_widths(&spec).iter().map(|w| w / 2).collect();
+    let strategy = Strategy::one_shot_widths(&halves, 1);
+    let (small, report) = condense::run(&net, &strategy, &options(), &mut task, None, &mut |_| {}).unwrap();
+    assert_eq!(set_widths(&small.spec), halves);
+    assert_eq!(report.rounds.len(), 1);
+    assert_eq!(report.rounds[0].layers.len(), 18);
+    assert_eq!(report.rounds[0].layers[17].name.as_deref(), Some("head"));
+    assert!(report.final_loss < 1e-3, "{}", report.final_loss);
+    assert_eq!(report.final_parameters, small.spec.parameter_count());
 }

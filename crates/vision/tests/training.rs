@@ -1,8 +1,9 @@
 //! Training runs, learns a trivially separable set, and resumes exactly.
 
+use condense::{Checkpointing, Schedule};
 use vision::cifar::{Cifar10, PLANE};
 use vision::reduction::scaled;
-use vision::training::{accuracy, recalibrate_batch_norm, train, Checkpointing, TrainConfig};
+use vision::training::{accuracy, recalibrate_batch_norm, train, ImageTraining};
 use vision::{Downsampling, MobileNetV2Spec};
 
 /// Images whose colour gives the class: class 0 dark red, class 1 bright blue.
@@ -32,13 +33,20 @@ fn learns_and_resumes_exactly() {
     let spec = small_spec();
     let init = spec.init(3).unwrap();
     let data = synthetic(48);
-    let config = TrainConfig {
-        epochs: 10,
-        batch_size: 16,
-        learning_rate: 0.05,
-        warmup_steps: 2,
-        seed: 11,
-        ..Default::default()
+    let base = ImageTraining::default();
+    let config = ImageTraining {
+        train: condense::TrainConfig {
+            epochs: 10,
+            batch_size: 16,
+            learning_rate: 0.05,
+            schedule: Schedule::Cosine {
+                warmup_steps: 2,
+                final_fraction: 0.0,
+            },
+            seed: 11,
+            ..base.train
+        },
+        augment: true,
     };
     let full = train(
         &spec,
@@ -52,7 +60,7 @@ fn learns_and_resumes_exactly() {
     .unwrap();
     assert!(full.finished);
     assert_eq!(full.history.train_loss.len(), 10);
-    let last = *full.history.train_accuracy.last().unwrap();
+    let last = *full.history.metrics["train_accuracy"].last().unwrap();
     assert!(
         last >= 0.75,
         "training accuracy {last} on a colour-separable set; {:?}",

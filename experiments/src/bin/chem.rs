@@ -1,16 +1,14 @@
-//! Chemistry from the command line: rates of one state, or a constant-pressure ignition.
-//! Prints JSON on stdout; units are in the field names.
+//! `chem`: chemistry from the command line: rates of one state, or a constant-pressure
+//! ignition. Prints JSON on stdout (`kinetics::report`); units are in the field names.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kinetics::advance::{ignite, IgnitionOptions};
+use kinetics::advance::IgnitionOptions;
 use kinetics::composition::{composition_vector, premixed};
-use kinetics::mixture::{concentrations, density};
-use kinetics::ode::OdeSystem;
-use kinetics::{BdfConfig, Mechanism, Operator, RateWorkspace, Reactor};
-use serde_json::json;
+use kinetics::report::{ignition_report, rates_report};
+use kinetics::{BdfConfig, Mechanism};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -104,30 +102,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let mech = load(&mech.mechanism)?;
             let y = composition_vector(&mech, &mass_fractions).context("--mass-fractions")?;
-            kinetics::mixture::validate_state(&mech, temperature, pressure, &y)?;
-            let rho = density(&mech, temperature, pressure, &y);
-            let mut conc = vec![0.0; mech.n_species()];
-            concentrations(&mech, rho, &y, &mut conc);
-            let mut ws = RateWorkspace::new(&mech);
-            ws.update(&mech, temperature, &conc);
-            let mut reactor = Reactor::new(&mech, Operator::ConstantPressureAdiabatic, temperature, pressure, &y);
-            let mut state = vec![temperature];
-            state.extend(&y);
-            let mut f = vec![0.0; state.len()];
-            reactor.rhs(0.0, &state, &mut f);
-            json!({
-                "mechanism": mech.source,
-                "temperature_K": temperature,
-                "pressure_Pa": pressure,
-                "density_kg_m3": rho,
-                "species": mech.species_names(),
-                "net_production_rates_kmol_m3_s": ws.wdot,
-                "dTdt_K_s": f[0],
-                "reactions": mech.reactions.iter().map(|r| r.equation.clone()).collect::<Vec<_>>(),
-                "net_rates_of_progress_kmol_m3_s": ws.q,
-                "forward_rate_constants": ws.kf,
-                "reverse_rate_constants": ws.kr,
-            })
+            serde_json::to_value(rates_report(&mech, temperature, pressure, &y)?)?
         }
         Command::Ignite {
             mech,
@@ -143,7 +118,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let mech = load(&mech.mechanism)?;
             let y = premixed(&mech, &fuel, &oxidizer, phi).context("mixing fuel and oxidizer")?;
-            let opts = IgnitionOptions {
+            let options = IgnitionOptions {
                 end_time,
                 stop_after_ignition: true,
                 config: BdfConfig {
@@ -152,32 +127,11 @@ fn run(cli: Cli) -> Result<()> {
                     ..Default::default()
                 },
             };
-            let start = std::time::Instant::now();
-            let ig = ignite(&mech, temperature, pressure, &y, &opts)?;
-            let wall = start.elapsed().as_secs_f64();
-            let ignited = ig.final_temperature > temperature + 400.0;
-            let mut v = json!({
-                "mechanism": mech.source,
-                "fuel": fuel, "oxidizer": oxidizer, "phi": phi,
-                "initial_temperature_K": temperature,
-                "pressure_Pa": pressure,
-                "ignited": ignited,
-                "ignition_delay_s": if ignited { Some(ig.ignition_delay) } else { None },
-                "final_temperature_K": ig.final_temperature,
-                "end_time_s": ig.times.last().copied().unwrap_or(0.0),
-                "steps": ig.stats.steps,
-                "rejected_steps": ig.stats.rejected,
-                "rhs_evaluations": ig.stats.rhs_evaluations,
-                "jacobian_evaluations": ig.stats.jacobian_evaluations,
-                "rtol": rtol, "atol": atol,
-                "wall_time_s": wall,
-            });
-            if trajectory {
-                v["species"] = json!(mech.species_names());
-                v["time_s"] = json!(ig.times);
-                v["temperature_K"] = json!(ig.states.iter().map(|s| s[0]).collect::<Vec<_>>());
-                v["mass_fractions"] = json!(ig.states.iter().map(|s| s[1..].to_vec()).collect::<Vec<_>>());
-            }
+            let report = ignition_report(&mech, temperature, pressure, &y, &options, trajectory)?;
+            let mut v = serde_json::to_value(report)?;
+            v["fuel"] = serde_json::json!(fuel);
+            v["oxidizer"] = serde_json::json!(oxidizer);
+            v["phi"] = serde_json::json!(phi);
             v
         }
     };

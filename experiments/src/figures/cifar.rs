@@ -1,6 +1,6 @@
 //! Figures of a CIFAR-10 run (PNG and SVG):
 //! - `cifar_rounds`: parameters and test accuracy per condensation round (after the merge and
-//!   after retraining), with the pruning baseline and the control;
+//!   after retraining), with the pruning baseline, the control and the from-scratch network;
 //! - `cifar_widths`: channels of every reducible set (blocks 1-17, head) in the original, the
 //!   condensed and the pruned network;
 //! - `cifar_similarity_{original,condensed}`: channel similarity heat maps of two sets.
@@ -10,24 +10,19 @@ use std::path::Path;
 use anyhow::Result;
 use condense::{feature_norms, Params};
 use plotters::prelude::*;
-use serde_json::Value;
+use vision::pipeline::{CifarReport, CifarRun};
 use vision::reduction::{channel_features, set_similarity, set_widths};
 use vision::MobileNetV2Spec;
 
 use super::{both, register_font, write_maps, SimilarityMap};
 
 /// Writes every figure of a run into `dir`.
-pub fn write_all(
-    dir: &Path,
-    report: &Value,
-    spec: &MobileNetV2Spec,
-    original: &Params,
-    condensed_spec: &MobileNetV2Spec,
-    condensed: &Params,
-) -> Result<()> {
+pub fn write_all(dir: &Path, run: &CifarRun) -> Result<()> {
     register_font();
-    rounds(dir, report)?;
-    widths(dir, spec, condensed_spec, report)?;
+    let (spec, original): (&MobileNetV2Spec, &Params) = (&run.original.spec, &run.original.params);
+    let (condensed_spec, condensed) = (&run.condensed.spec, &run.condensed.params);
+    rounds(dir, &run.report)?;
+    widths(dir, spec, condensed_spec, &run.report)?;
     // A middle block and the head, ordered by a grouping to the condensed widths.
     let sets = [6usize, spec.blocks.len()];
     for (stage, s, p) in [("original", spec, original), ("condensed", condensed_spec, condensed)] {
@@ -58,23 +53,19 @@ pub fn write_all(
     Ok(())
 }
 
-fn num(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
-}
-
-fn rounds(dir: &Path, r: &Value) -> Result<()> {
-    let mut params = vec![(0usize, num(&r["original"]["parameters"]))];
-    let mut merged = vec![(0usize, 100.0 * num(&r["original"]["test_accuracy"]))];
+fn rounds(dir: &Path, r: &CifarReport) -> Result<()> {
+    let mut params = vec![(0usize, r.original.parameters as f64)];
+    let mut merged = vec![(0usize, 100.0 * r.original.test_accuracy)];
     let mut retrained = merged.clone();
-    for x in r["rounds"].as_array().into_iter().flatten() {
-        let k = x["round"].as_u64().unwrap_or(0) as usize;
-        params.push((k, num(&x["parameters"])));
-        merged.push((k, 100.0 * num(&x["accuracy_after_merge"])));
-        retrained.push((k, 100.0 * num(&x["accuracy_after_retrain"])));
+    for x in &r.rounds {
+        params.push((x.round, x.parameters as f64));
+        merged.push((x.round, 100.0 * x.accuracy_after_merge));
+        retrained.push((x.round, 100.0 * x.accuracy_after_retrain));
     }
     let n = params.len();
-    let pruned = r["pruned"]["test_accuracy"].as_f64().map(|v| 100.0 * v);
-    let control = r["control"]["test_accuracy"].as_f64().map(|v| 100.0 * v);
+    let pruned = r.pruned.as_ref().map(|m| 100.0 * m.test_accuracy);
+    let control = r.control.as_ref().map(|m| 100.0 * m.test_accuracy);
+    let scratch = r.from_scratch.as_ref().map(|m| 100.0 * m.test_accuracy);
     macro_rules! body {
         ($area:ident) => {{
             let (left, right) = $area.split_horizontally(450);
@@ -113,6 +104,11 @@ fn rounds(dir: &Path, r: &Value) -> Result<()> {
                     .label("original + same budget")
                     .legend(|(x, y)| TriangleMarker::new((x + 10, y), 5, GREEN.filled()));
             }
+            if let Some(c) = scratch {
+                c2.draw_series(std::iter::once(Circle::new((n - 1, c), 6, MAGENTA.filled())))?
+                    .label("final widths from scratch, same total budget")
+                    .legend(|(x, y)| Circle::new((x + 10, y), 5, MAGENTA.filled()));
+            }
             c2.configure_series_labels()
                 .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
@@ -124,13 +120,10 @@ fn rounds(dir: &Path, r: &Value) -> Result<()> {
     both(dir, "cifar_rounds", (900, 450), |area| body!(area), |area| body!(area))
 }
 
-fn widths(dir: &Path, spec: &MobileNetV2Spec, condensed: &MobileNetV2Spec, r: &Value) -> Result<()> {
+fn widths(dir: &Path, spec: &MobileNetV2Spec, condensed: &MobileNetV2Spec, r: &CifarReport) -> Result<()> {
     let orig = set_widths(spec);
     let cond = set_widths(condensed);
-    let pruned: Vec<usize> = r["pruned"]["widths"]
-        .as_array()
-        .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0) as usize).collect())
-        .unwrap_or_default();
+    let pruned: Vec<usize> = r.pruned.as_ref().map(|m| m.widths.clone()).unwrap_or_default();
     let n = orig.len();
     macro_rules! body {
         ($area:ident) => {{

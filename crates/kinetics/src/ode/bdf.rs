@@ -13,9 +13,11 @@
 //! the largest admissible step, and in between the step grows whenever the error allows 1.5x
 //! (CVODE's rule), which matters for the many short integrations of label generation.
 
+use super::error::SolverError;
 use super::lu::DenseLu;
 use super::OdeJacobian;
-use crate::error::{KineticsError, Result};
+
+type Result<T> = std::result::Result<T, SolverError>;
 
 const MAX_ORDER: usize = 5;
 const MIN_FACTOR: f64 = 0.2;
@@ -126,29 +128,28 @@ impl Bdf {
     ) -> Result<Self> {
         let n = sys.dim();
         if y0.len() != n {
-            return Err(KineticsError::State(format!(
-                "initial state has {} values, the system {}",
-                y0.len(),
-                n
-            )));
+            return Err(SolverError::Dimension {
+                expected: n,
+                got: y0.len(),
+            });
         }
         if t_bound.partial_cmp(&t0) != Some(std::cmp::Ordering::Greater) || !t0.is_finite() || !t_bound.is_finite() {
-            return Err(KineticsError::Solver {
-                time: t0,
-                message: format!("end time {t_bound} must be finite and after the start {t0}"),
+            return Err(SolverError::Interval {
+                start: t0,
+                end: t_bound,
             });
         }
         if !(config.rtol > 0.0 && config.atol > 0.0 && config.rtol.is_finite() && config.atol.is_finite()) {
-            return Err(KineticsError::Solver {
-                time: t0,
-                message: format!(
-                    "tolerances must be positive (rtol {}, atol {})",
-                    config.rtol, config.atol
-                ),
+            return Err(SolverError::Tolerances {
+                rtol: config.rtol,
+                atol: config.atol,
             });
         }
         if y0.iter().any(|v| !v.is_finite()) {
-            return Err(KineticsError::State("initial state is not finite".into()));
+            return Err(SolverError::NonFinite {
+                what: "initial state",
+                time: t0,
+            });
         }
         let mut gamma = [0.0; MAX_ORDER + 2];
         let mut alpha = [0.0; MAX_ORDER + 2];
@@ -194,9 +195,9 @@ impl Bdf {
         sys.rhs(t0, y0, &mut f0);
         me.stats.rhs_evaluations += 1;
         if f0.iter().any(|v| !v.is_finite()) {
-            return Err(KineticsError::Solver {
+            return Err(SolverError::NonFinite {
+                what: "right-hand side of the initial state",
                 time: t0,
-                message: "right-hand side is not finite at the initial state".into(),
             });
         }
         me.h_abs = match me.config.first_step {
@@ -310,37 +311,60 @@ impl Bdf {
             return Ok(StopReason::TstopReached);
         }
         if self.stats.steps >= self.config.max_steps {
-            return Err(KineticsError::Solver {
+            return Err(SolverError::TooManySteps {
+                max_steps: self.config.max_steps,
                 time: self.t,
-                message: format!("exceeded the maximum number of steps ({})", self.config.max_steps),
             });
         }
-        let n = self.n;
-        let t = self.t;
-        let spacing = if t == 0.0 {
+        let min_step = self.min_step();
+        self.clamp_step(min_step);
+        let (error_norm, safety) = self.attempt(sys, min_step)?;
+        self.accept();
+        if self.t >= self.t_bound {
+            return Ok(StopReason::TstopReached);
+        }
+        self.adapt(error_norm, safety);
+        Ok(StopReason::InternalStep)
+    }
+
+    /// Ten times the spacing of floating-point times at the current time.
+    fn min_step(&self) -> f64 {
+        let spacing = if self.t == 0.0 {
             f64::MIN_POSITIVE
         } else {
-            t.abs() * f64::EPSILON
+            self.t.abs() * f64::EPSILON
         };
-        let min_step = 10.0 * spacing;
-        if self.h_abs > self.config.max_step {
-            let f = self.config.max_step / self.h_abs;
-            self.change_d(f);
-            self.h_abs = self.config.max_step;
-            self.n_equal_steps = 0;
+        10.0 * spacing
+    }
+
+    /// Keeps the step within `[min_step, max_step]`.
+    fn clamp_step(&mut self, min_step: f64) {
+        let bound = if self.h_abs > self.config.max_step {
+            self.config.max_step
         } else if self.h_abs < min_step {
-            let f = min_step / self.h_abs;
-            self.change_d(f);
-            self.h_abs = min_step;
-            self.n_equal_steps = 0;
-        }
-        let (rtol, atol) = (self.config.rtol, self.config.atol);
+            min_step
+        } else {
+            return;
+        };
+        let f = bound / self.h_abs;
+        self.change_d(f);
+        self.h_abs = bound;
+        self.n_equal_steps = 0;
+    }
+
+    /// Tries steps until one passes the error test, shrinking the step after a failed
+    /// Newton iteration or a failed error test; sets the time and `y_new`, `d_new`, and
+    /// returns the error norm and the safety factor of the accepted attempt.
+    fn attempt<S: OdeJacobian + ?Sized>(&mut self, sys: &mut S, min_step: f64) -> Result<(f64, f64)> {
+        let t = self.t;
+        // The Jacobian is refreshed at most once per step.
         let mut current_jac = false;
-        let (error_norm, safety) = loop {
+        loop {
             if self.h_abs < min_step {
-                return Err(KineticsError::Solver {
+                return Err(SolverError::StepSizeTooSmall {
+                    step: self.h_abs,
+                    min_step,
                     time: t,
-                    message: format!("step size {:e} s fell below the minimum {:e} s", self.h_abs, min_step),
                 });
             }
             let mut t_new = t + self.h_abs;
@@ -352,67 +376,22 @@ impl Bdf {
                 self.n_equal_steps = 0;
             }
             self.h_abs = t_new - t;
-            let order = self.order;
-            for i in 0..n {
-                self.y_predict[i] = (0..=order).map(|k| self.d[k * n + i]).sum();
-                self.scale[i] = atol + rtol * self.y_predict[i].abs();
-                let s: f64 = (1..=order).map(|k| self.d[k * n + i] * self.gamma[k]).sum();
-                self.psi[i] = s / self.alpha[order];
-            }
-            let c = self.h_abs / self.alpha[order];
-            let mut converged = false;
-            let mut iterations = 0;
-            // As in CVODE, a factorization is reused while h/alpha stays within 30% of the
-            // value it was made with; the Newton update is then scaled (see `newton`).
-            if self.lu.is_some() && (c / self.c_lu - 1.0).abs() > 0.3 {
-                self.lu = None;
-            }
-            loop {
-                if self.lu.is_none() {
-                    self.c_lu = c;
-                    self.conv_rate = 1.0;
-                    for i in 0..n {
-                        for j in 0..n {
-                            self.matrix[i * n + j] = if i == j { 1.0 } else { 0.0 } - c * self.jac[i * n + j];
-                        }
-                    }
-                    self.stats.factorizations += 1;
-                    self.lu = DenseLu::factor(&self.matrix, n);
-                }
-                if self.lu.is_some() {
-                    let (ok, iters) = self.newton(sys, t_new, c);
-                    converged = ok;
-                    iterations = iters;
-                }
-                if converged || current_jac {
-                    break;
-                }
-                sys.jacobian(t_new, &self.y_predict, &mut self.jac);
-                self.stats.jacobian_evaluations += 1;
-                current_jac = true;
-                self.lu = None;
-            }
-            if !converged {
+            self.predict();
+            let c = self.h_abs / self.alpha[self.order];
+            let Some(iterations) = self.correct(sys, t_new, c, &mut current_jac) else {
                 self.stats.rejected += 1;
                 self.h_abs *= 0.5;
                 self.change_d(0.5);
                 self.n_equal_steps = 0;
                 self.lu = None;
                 continue;
-            }
+            };
             let maxit = self.config.max_newton_iterations as f64;
             let safety = 0.9 * (2.0 * maxit + 1.0) / (2.0 * maxit + iterations as f64);
-            for i in 0..n {
-                self.scale[i] = atol + rtol * self.y_new[i].abs();
-            }
-            let ec = self.error_const[order];
-            let err: f64 = (0..n)
-                .map(|i| (ec * self.d_new[i] / self.scale[i]).powi(2))
-                .sum::<f64>();
-            let error_norm = (err / n as f64).sqrt();
+            let error_norm = self.error_norm();
             if error_norm > 1.0 {
                 self.stats.rejected += 1;
-                let factor = MIN_FACTOR.max(safety * error_norm.powf(-1.0 / (order as f64 + 1.0)));
+                let factor = MIN_FACTOR.max(safety * error_norm.powf(-1.0 / (self.order as f64 + 1.0)));
                 self.h_abs *= factor;
                 self.change_d(factor);
                 self.n_equal_steps = 0;
@@ -420,14 +399,86 @@ impl Bdf {
                 continue;
             }
             self.t = t_new;
-            break (error_norm, safety);
-        };
+            return Ok((error_norm, safety));
+        }
+    }
 
-        // Accept: update the differences.
+    /// The predictor `y_predict` (the sum of the differences), the error weights at it and
+    /// the history term `psi` of the corrector.
+    fn predict(&mut self) {
+        let (n, order) = (self.n, self.order);
+        let (rtol, atol) = (self.config.rtol, self.config.atol);
+        for i in 0..n {
+            self.y_predict[i] = (0..=order).map(|k| self.d[k * n + i]).sum();
+            self.scale[i] = atol + rtol * self.y_predict[i].abs();
+            let s: f64 = (1..=order).map(|k| self.d[k * n + i] * self.gamma[k]).sum();
+            self.psi[i] = s / self.alpha[order];
+        }
+    }
+
+    /// Solves the corrector at `t_new` with `c = h / alpha`: reuses the factorization of
+    /// `I - c J` while `c` stays within 30% of the one it was made with (as CVODE), and
+    /// re-evaluates the Jacobian once when Newton fails with a stale one. Returns the Newton
+    /// iterations, or `None` when the corrector did not converge.
+    fn correct<S: OdeJacobian + ?Sized>(
+        &mut self,
+        sys: &mut S,
+        t_new: f64,
+        c: f64,
+        current_jac: &mut bool,
+    ) -> Option<usize> {
+        let n = self.n;
+        if self.lu.is_some() && (c / self.c_lu - 1.0).abs() > 0.3 {
+            self.lu = None;
+        }
+        loop {
+            if self.lu.is_none() {
+                self.c_lu = c;
+                self.conv_rate = 1.0;
+                for i in 0..n {
+                    for j in 0..n {
+                        self.matrix[i * n + j] = if i == j { 1.0 } else { 0.0 } - c * self.jac[i * n + j];
+                    }
+                }
+                self.stats.factorizations += 1;
+                self.lu = DenseLu::factor(&self.matrix, n);
+            }
+            let mut result = None;
+            if self.lu.is_some() {
+                let (converged, iterations) = self.newton(sys, t_new, c);
+                result = converged.then_some(iterations);
+            }
+            if result.is_some() || *current_jac {
+                return result;
+            }
+            sys.jacobian(t_new, &self.y_predict, &mut self.jac);
+            self.stats.jacobian_evaluations += 1;
+            *current_jac = true;
+            self.lu = None;
+        }
+    }
+
+    /// The weighted RMS norm of the local error estimate of the corrected step (weights at
+    /// `y_new`, kept in `scale`).
+    fn error_norm(&mut self) -> f64 {
+        let n = self.n;
+        let (rtol, atol) = (self.config.rtol, self.config.atol);
+        for i in 0..n {
+            self.scale[i] = atol + rtol * self.y_new[i].abs();
+        }
+        let ec = self.error_const[self.order];
+        let err: f64 = (0..n)
+            .map(|i| (ec * self.d_new[i] / self.scale[i]).powi(2))
+            .sum::<f64>();
+        (err / n as f64).sqrt()
+    }
+
+    /// Accepts the attempt: the new state, and the differences updated with its correction.
+    fn accept(&mut self) {
+        let (n, order) = (self.n, self.order);
         self.stats.steps += 1;
         self.n_equal_steps += 1;
         self.y.copy_from_slice(&self.y_new);
-        let order = self.order;
         for i in 0..n {
             let d = self.d_new[i];
             self.d[(order + 2) * n + i] = d - self.d[(order + 1) * n + i];
@@ -438,9 +489,12 @@ impl Bdf {
                 self.d[k * n + i] += self.d[(k + 1) * n + i];
             }
         }
-        if self.t >= self.t_bound {
-            return Ok(StopReason::TstopReached);
-        }
+    }
+
+    /// The next step size, and after `order + 1` equal steps the order among `k - 1`, `k`
+    /// and `k + 1` that allows the largest step.
+    fn adapt(&mut self, error_norm: f64, safety: f64) {
+        let (n, order) = (self.n, self.order);
         if self.n_equal_steps < order + 1 {
             // Between order changes, grow the step as CVODE does when the error allows at
             // least 1.5x (up to 10x, or 10^4x after the very first step).
@@ -452,7 +506,7 @@ impl Bdf {
                 self.change_d(factor);
                 self.n_equal_steps = 0;
             }
-            return Ok(StopReason::InternalStep);
+            return;
         }
         let norm_of = |k: usize, c: f64, me: &Self| -> f64 {
             let s: f64 = (0..n).map(|i| (c * me.d[k * n + i] / me.scale[i]).powi(2)).sum();
@@ -483,7 +537,6 @@ impl Bdf {
         self.h_abs *= factor;
         self.change_d(factor);
         self.n_equal_steps = 0;
-        Ok(StopReason::InternalStep)
     }
 
     /// Simplified Newton iteration for the corrector; fills `y_new` and `d_new`.

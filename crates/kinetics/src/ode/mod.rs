@@ -2,12 +2,14 @@
 //!
 //! [`OdeSystem`] gives the size and the right-hand side; [`OdeJacobian`] adds `df/dy`
 //! (row-major, `dim x dim`). [`Bdf`] integrates such a system with variable order (1-5) and
-//! variable step.
+//! variable step. Its errors are [`SolverError`]s.
 
 mod bdf;
+mod error;
 mod lu;
 
 pub use bdf::{Bdf, BdfConfig, BdfStats, StopReason};
+pub use error::SolverError;
 pub use lu::DenseLu;
 
 /// `dy/dt = f(t, y)`.

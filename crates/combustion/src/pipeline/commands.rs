@@ -1,0 +1,299 @@
+//! The single-stage commands (`combustion train`, `condense`, `evaluate`): load the files,
+//! recover or take the settings, apply the user's overrides, and run the same stage function
+//! `combustion run` runs.
+
+use std::path::{Path, PathBuf};
+
+use condense::{Checkpointing, ReductionReport, TrainHistory};
+use serde::Serialize;
+
+use crate::dataset::ReactionDataset;
+use crate::error::{CombustionError, Result};
+use crate::evaluate::OneStep;
+use crate::pipeline::config::{CondensationSettings, Profile, RunConfig};
+use crate::pipeline::stages::{condense_stage, evaluate_stage, train_stage, Destination, Observer};
+use crate::surrogate::Surrogate;
+use crate::train::prepare;
+use kinetics::Mechanism;
+
+/// The mechanism and labeled dataset a command works on.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// `embedded` or a Cantera YAML file.
+    pub mechanism: String,
+    /// The labeled dataset (HDF5).
+    pub data: PathBuf,
+}
+
+impl Inputs {
+    fn load(&self) -> Result<(Mechanism, ReactionDataset)> {
+        let mech = Mechanism::load(&self.mechanism)?;
+        let data = ReactionDataset::read(&self.data, Some(&mech))?;
+        Ok((mech, data))
+    }
+}
+
+/// Command-line changes to a profile's training settings.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOverrides {
+    /// Hidden widths.
+    pub hidden: Option<Vec<usize>>,
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Peak learning rate.
+    pub learning_rate: Option<f64>,
+    /// Dropout on the hidden activations.
+    pub dropout: Option<f64>,
+}
+
+impl TrainOverrides {
+    /// Applies the changes to `config`, checking their ranges.
+    pub fn apply(&self, config: &mut RunConfig) -> Result<()> {
+        let s = &mut config.surrogate;
+        if let Some(h) = &self.hidden {
+            if h.is_empty() || h.contains(&0) {
+                return Err(option("hidden", format!("needs positive widths, got {h:?}")));
+            }
+            s.hidden = h.clone();
+        }
+        if let Some(e) = self.epochs {
+            s.train.epochs = e;
+        }
+        if let Some(lr) = self.learning_rate {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(option("learning rate", format!("must be a positive number, got {lr}")));
+            }
+            s.train.learning_rate = lr;
+        }
+        if let Some(p) = self.dropout {
+            if !(0.0..1.0).contains(&p) {
+                return Err(option("dropout", format!("must lie in [0, 1), got {p}")));
+            }
+            s.train.dropout = p;
+        }
+        Ok(())
+    }
+}
+
+/// What `train_model` did.
+#[derive(Clone, Debug)]
+pub struct TrainedModel {
+    /// Parameters of the network.
+    pub parameters: usize,
+    /// Its training history.
+    pub history: TrainHistory,
+    /// Whether the run is complete (else: resume from the checkpoint).
+    pub finished: bool,
+    /// Test L1 (normalized labels), when finished.
+    pub test_l1: Option<f64>,
+}
+
+/// `combustion train`: trains a surrogate with `config` on `inputs` (or fine-tunes the
+/// model at `init_from`, keeping its widths; it must come from the same data and split), with
+/// checkpoints at `STEM.ckpt`, and saves it at `dest` when finished.
+pub fn train_model(
+    inputs: &Inputs,
+    config: &RunConfig,
+    init_from: Option<&Path>,
+    checkpointing: &Checkpointing,
+    dest: Destination,
+    obs: &mut dyn Observer,
+) -> Result<TrainedModel> {
+    let (mech, data) = inputs.load()?;
+    let mut config = config.clone();
+    let start = match init_from {
+        Some(stem) => {
+            let (s, _) = Surrogate::load(stem, Some(&mech))?;
+            let w = s.mlp.widths();
+            config.surrogate.hidden = w[1..w.len() - 1].to_vec();
+            Some(s)
+        }
+        None => None,
+    };
+    let prepared = prepare(&data, &config.surrogate)?;
+    condense::io::create_parent(dest.stem)?;
+    let t = train_stage(&data, &prepared, &config, start.as_ref(), checkpointing, dest, obs)?;
+    let test_l1 = match t.finished {
+        true => Some(condense::evaluate(
+            &t.surrogate.mlp,
+            &prepared.test,
+            condense::LossKind::L1,
+        )?),
+        false => None,
+    };
+    Ok(TrainedModel {
+        parameters: t.surrogate.mlp.parameter_count(),
+        history: t.history,
+        finished: t.finished,
+        test_l1,
+    })
+}
+
+/// Command-line changes to the condensation settings.
+#[derive(Clone, Debug, Default)]
+pub struct CondensationOverrides {
+    /// Stop once the parameters are at most this share of the original.
+    pub target_ratio: Option<f64>,
+    /// Accept a round while validation L1 <= original * (1 + tolerance).
+    pub tolerance: Option<f64>,
+    /// Retraining epochs per round.
+    pub retrain_epochs: Option<usize>,
+    /// Most rounds.
+    pub max_rounds: Option<usize>,
+    /// The paper's pure merge rule (no least-squares refit).
+    pub no_refit: bool,
+}
+
+impl CondensationOverrides {
+    /// Applies the changes to `c`, checking their ranges.
+    pub fn apply(&self, c: &mut CondensationSettings) -> Result<()> {
+        if let Some(r) = self.target_ratio {
+            c.strategy.target_ratio = Some(r);
+        }
+        if let Some(t) = self.tolerance {
+            c.strategy.tolerance = t;
+        }
+        if let Some(e) = self.retrain_epochs {
+            c.strategy.retrain_epochs = e;
+        }
+        if let Some(m) = self.max_rounds {
+            c.strategy.max_rounds = m;
+        }
+        if self.no_refit {
+            c.options.refit = None;
+        }
+        Ok(c.strategy.validate()?)
+    }
+}
+
+/// `combustion condense`: condenses the model at `model` on its own data split, with the
+/// condensation settings of `profile` (or those recorded in the model) changed by
+/// `overrides`, and saves the result at `dest`.
+pub fn condense_model(
+    model: &Path,
+    inputs: &Inputs,
+    profile: Option<Profile>,
+    overrides: &CondensationOverrides,
+    dest: Destination,
+    obs: &mut dyn Observer,
+) -> Result<ReductionReport> {
+    let (mech, data) = inputs.load()?;
+    let (original, provenance) = Surrogate::load(model, Some(&mech))?;
+    let mut config = RunConfig::for_model(&provenance, profile)?;
+    overrides.apply(&mut config.condensation)?;
+    let prepared = prepare(&data, &config.surrogate)?;
+    condense::io::create_parent(dest.stem)?;
+    Ok(condense_stage(&original, &prepared, &config, dest, obs)?.1)
+}
+
+/// One model's figures of `combustion evaluate`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelEvaluation {
+    /// The model stem.
+    pub model: PathBuf,
+    /// Its parameters.
+    pub parameters: usize,
+    /// One-step errors on the test split.
+    pub one_step: OneStep,
+}
+
+/// One ignition of `combustion evaluate`.
+#[derive(Clone, Debug, Serialize)]
+pub struct IgnitionEvaluation {
+    /// Initial temperature [K].
+    #[serde(rename = "T0_K")]
+    pub t0_k: f64,
+    /// Equivalence ratio.
+    pub phi: f64,
+    /// Pressure [Pa].
+    #[serde(rename = "P_Pa")]
+    pub p_pa: f64,
+    /// Surrogate steps of the rollouts.
+    pub steps: usize,
+    /// The integrator's delay [s].
+    pub delay_integrator_s: f64,
+    /// Each model's delay [s] (`None`: it did not ignite).
+    pub delay_surrogates_s: Vec<Option<f64>>,
+    /// Each model's relative delay error.
+    pub relative_errors: Vec<Option<f64>>,
+}
+
+/// What `combustion evaluate` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvaluationReport {
+    /// One-step errors of each model.
+    pub one_step: Vec<ModelEvaluation>,
+    /// The ignitions.
+    pub ignition: Vec<IgnitionEvaluation>,
+}
+
+/// `combustion evaluate`: one-step errors of every model on the test split of the first
+/// one's settings, and ignitions with the settings of `profile` (or those recorded in the
+/// first model), at the initial temperatures `t0` when given; the fuel and oxidizer are the
+/// dataset's.
+pub fn evaluate_models(
+    models: &[PathBuf],
+    inputs: &Inputs,
+    profile: Option<Profile>,
+    t0: Option<&[f64]>,
+    obs: &mut dyn Observer,
+) -> Result<EvaluationReport> {
+    let (mech, data) = inputs.load()?;
+    let loaded = models
+        .iter()
+        .map(|m| Surrogate::load(m, Some(&mech)))
+        .collect::<Result<Vec<_>>>()?;
+    let first = loaded.first().ok_or_else(|| option("models", "none given".into()))?;
+    let mut config = RunConfig::for_model(&first.1, profile)?;
+    if let Some(t0) = t0 {
+        config.ignition.t0 = t0.to_vec();
+    }
+    if let Some(g) = data.generation_config() {
+        config.generate = g;
+    }
+    let prepared = prepare(&data, &config.surrogate)?;
+    let surrogates: Vec<&Surrogate> = loaded.iter().map(|(s, _)| s).collect();
+    let e = evaluate_stage(&mech, &prepared, &surrogates, &config, obs)?;
+    Ok(EvaluationReport {
+        one_step: e
+            .one_step
+            .into_iter()
+            .zip(models)
+            .zip(&surrogates)
+            .map(|((one_step, model), s)| ModelEvaluation {
+                model: model.clone(),
+                parameters: s.mlp.parameter_count(),
+                one_step,
+            })
+            .collect(),
+        ignition: e
+            .ignitions
+            .iter()
+            .map(|c| IgnitionEvaluation {
+                t0_k: c.t0,
+                phi: c.phi,
+                p_pa: c.p,
+                steps: c.steps,
+                delay_integrator_s: c.delay_integrator,
+                delay_surrogates_s: c.delay_surrogates.clone(),
+                relative_errors: c.relative_errors(),
+            })
+            .collect(),
+    })
+}
+
+/// The networks of a run directory for its similarity maps: the untrained network the
+/// original started from (a pure function of its recorded settings), the original and the
+/// condensed surrogate.
+pub fn run_networks(run_dir: &Path, mechanism: &str) -> Result<[condense::Mlp; 3]> {
+    let mech = Mechanism::load(mechanism)?;
+    let (original, provenance) = Surrogate::load(&run_dir.join("original"), Some(&mech))?;
+    let (condensed, _) = Surrogate::load(&run_dir.join("condensed"), Some(&mech))?;
+    let config = RunConfig::for_model(&provenance, Some(Profile::Quick))?;
+    let initial = config.surrogate.initial_mlp(original.species.len())?;
+    Ok([initial, original.mlp, condensed.mlp])
+}
+
+fn option(name: &'static str, message: String) -> CombustionError {
+    CombustionError::Option { name, message }
+}

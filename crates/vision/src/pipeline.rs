@@ -1,0 +1,535 @@
+//! The CIFAR-10 experiment: train MobileNetV2 (or reuse a trained original), condense its
+//! channels to a target share of the parameters in rounds of merge -> BN recalibration ->
+//! short retraining (condense's manual strategy), compare at the final widths and budget with
+//! magnitude pruning, the retrained original and a network of the final widths trained from
+//! scratch (condense's baseline protocol), and write `report.json`.
+//!
+//! Accuracies are measured on the evaluation images (the test set): the manual schedule makes
+//! no decision on them, they are only reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use condense::{
+    compare_at_widths, BaselineOptions, Checkpointing, CondenseOptions, EqualBudget, LayerOutcome, Linkage, Observer,
+    ReductionReport, RefitOptions, Retrainer, StepProgress, Strategy, TrainHistory, VariantKind,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::cifar::Cifar10;
+use crate::error::{into_condense, Result, VisionError};
+use crate::mobilenet::{Downsampling, MobileNetV2Spec};
+use crate::reduction::{fraction_for_ratio, scaled, set_widths, with_set_widths, Network};
+use crate::training::{accuracy, load, recalibrate_batch_norm, save, train, ImageTraining};
+
+/// How merged channels are combined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeVariant {
+    /// The paper's rule: keep one input kernel, sum the next layer's input slices.
+    Paper,
+    /// The paper's rule, then a least-squares refit of every consumer on calibration images.
+    Refit,
+}
+
+/// Settings of a CIFAR-10 run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CifarConfig {
+    /// Downsampling variant of the network.
+    pub downsampling: Downsampling,
+    /// Training of the original.
+    pub original: ImageTraining,
+    /// Retraining after each round and of the baselines (its epochs: per round).
+    pub retrain: ImageTraining,
+    /// Target share of the original parameters.
+    pub target_ratio: f64,
+    /// Condensation rounds (widths shrink geometrically to the target).
+    pub rounds: usize,
+    /// How merged channels are combined.
+    pub merge: MergeVariant,
+    /// Calibration images (the first training images, no augmentation) of the refit.
+    pub refit_images: usize,
+    /// Relative ridge of the refit.
+    pub refit_ridge: f64,
+    /// Also prune the original to the condensed widths with the same budget.
+    pub pruned: bool,
+    /// Also retrain the original with the same budget (the fair reference).
+    pub control: bool,
+    /// Also train a network of the condensed widths from scratch with the same total budget.
+    pub from_scratch: bool,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl CifarConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str, message: String| Err(VisionError::InvalidOption { name, message });
+        if !(self.target_ratio > 0.0 && self.target_ratio < 1.0) {
+            return bad("target ratio", format!("must lie in (0, 1), got {}", self.target_ratio));
+        }
+        if self.rounds == 0 {
+            return bad("rounds", "must be at least 1".into());
+        }
+        if self.merge == MergeVariant::Refit && self.refit_images == 0 {
+            return bad("refit images", "must be at least 1 with the refit merge".into());
+        }
+        Ok(())
+    }
+
+    /// The network of the run.
+    pub fn spec(&self) -> MobileNetV2Spec {
+        MobileNetV2Spec::torchvision(10, self.downsampling)
+    }
+
+    /// The reducible widths of each round: the widths scaled geometrically from the
+    /// original's to the target ratio.
+    pub fn schedule(&self) -> Vec<Vec<usize>> {
+        let spec = self.spec();
+        let last = fraction_for_ratio(&spec, self.target_ratio, 4);
+        (1..=self.rounds)
+            .map(|r| set_widths(&scaled(&spec, last.powf(r as f64 / self.rounds as f64), 4)))
+            .collect()
+    }
+}
+
+/// Training and evaluation images.
+pub struct Images {
+    /// Training images.
+    pub train: Cifar10,
+    /// Evaluation (test) images.
+    pub test: Cifar10,
+}
+
+/// A network's figures in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelFigures {
+    /// Parameters.
+    pub parameters: usize,
+    /// Accuracy on the test images.
+    pub test_accuracy: f64,
+    /// Widths of the channel sets.
+    pub widths: Vec<usize>,
+    /// Epochs trained after the original (the from-scratch network: all its epochs).
+    pub epochs: usize,
+}
+
+/// One condensation round in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Round {
+    /// Round number, from 1.
+    pub round: usize,
+    /// Parameters after the round.
+    pub parameters: usize,
+    /// Test accuracy right after the merge (BN recalibrated).
+    pub accuracy_after_merge: f64,
+    /// Test accuracy after the round's retraining.
+    pub accuracy_after_retrain: f64,
+    /// What happened to each channel set.
+    pub sets: Vec<LayerOutcome>,
+}
+
+impl Round {
+    /// The rounds of a reduction report (whose losses are test error rates).
+    fn all(reduction: &ReductionReport) -> Vec<Round> {
+        reduction
+            .rounds
+            .iter()
+            .map(|r| Round {
+                round: r.round,
+                parameters: r.parameters_after,
+                accuracy_after_merge: 1.0 - r.loss_after_merge,
+                accuracy_after_retrain: 1.0 - r.loss_after_retrain,
+                sets: r.layers.clone(),
+            })
+            .collect()
+    }
+}
+
+/// `report.json` of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct CifarReport {
+    /// Source revision of the code that ran.
+    pub git_revision: String,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// The settings.
+    pub config: CifarConfig,
+    /// Training images used.
+    pub train_images: usize,
+    /// Test images used.
+    pub test_images: usize,
+    /// The trained original.
+    pub original: ModelFigures,
+    /// The condensed network.
+    pub condensed: ModelFigures,
+    /// Magnitude pruning to the same widths and budget.
+    pub pruned: Option<ModelFigures>,
+    /// The original retrained with the same budget.
+    pub control: Option<ModelFigures>,
+    /// The final widths trained from scratch with the same total budget.
+    pub from_scratch: Option<ModelFigures>,
+    /// `condensed.parameters / original.parameters`.
+    pub parameter_ratio: f64,
+    /// Every round.
+    pub rounds: Vec<Round>,
+    /// The rounds as the driver reported them (losses are test error rates).
+    pub reduction: ReductionReport,
+    /// Training history of the original.
+    pub training: TrainHistory,
+    /// Wall time of each stage run now [s].
+    pub wall_time_s: BTreeMap<String, f64>,
+}
+
+/// What the figures need besides the report.
+pub struct CifarRun {
+    /// The report.
+    pub report: CifarReport,
+    /// The original.
+    pub original: Network,
+    /// The condensed network.
+    pub condensed: Network,
+}
+
+/// Runs (or continues) the experiment in `dir`; the original is reused from `original_from`
+/// (another run's directory) or from `dir` when its settings match. `None` when the
+/// original's training stopped at `max_train_steps` (run again to resume).
+pub fn run(
+    config: &CifarConfig,
+    images: &Images,
+    dir: &Path,
+    original_from: Option<&Path>,
+    max_train_steps: Option<usize>,
+    git_revision: &str,
+    progress: &mut dyn Observer,
+) -> Result<Option<CifarRun>> {
+    config.validate()?;
+    std::fs::create_dir_all(dir).map_err(|source| VisionError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut wall = BTreeMap::new();
+    let t = Instant::now();
+    let ck = Checkpointing {
+        max_steps: max_train_steps,
+        ..Checkpointing::at(dir.join("original.ckpt"), 50)
+    };
+    let source = original_from.unwrap_or(dir).join("original");
+    let Some((original, history, trained)) = original(
+        config,
+        images,
+        &source,
+        original_from.is_some(),
+        &ck,
+        git_revision,
+        progress,
+    )?
+    else {
+        return Ok(None);
+    };
+    if trained {
+        wall.insert("train".to_string(), t.elapsed().as_secs_f64());
+    }
+    let mut task = ImageTask {
+        images,
+        retrain: config.retrain.clone(),
+        recipe: config.original.clone(),
+        progress,
+    };
+    let original_acc = 1.0 - task.validation_loss(&original).map_err(VisionError::Condense)?;
+    task.progress.note(&format!(
+        "original: {} parameters, test accuracy {:.2} %",
+        original.spec.parameter_count(),
+        100.0 * original_acc
+    ));
+    let t = Instant::now();
+    let (condensed, reduction) = condense_channels(config, &original, &mut task)?;
+    wall.insert("condense".to_string(), t.elapsed().as_secs_f64());
+    save(
+        &dir.join("condensed"),
+        &condensed.params,
+        &serde_json::json!({"spec": condensed.spec, "seed": config.seed, "git_revision": git_revision}),
+    )?;
+    let t = Instant::now();
+    let variants = baselines(config, &original, &condensed, &reduction, &mut task)?;
+    wall.insert("baselines".to_string(), t.elapsed().as_secs_f64());
+    let figures = |kind: VariantKind| {
+        variants.iter().find(|v| v.kind == kind).map(|v| ModelFigures {
+            parameters: v.parameters,
+            test_accuracy: v.score,
+            widths: v.widths.clone(),
+            epochs: v.epochs,
+        })
+    };
+    let report = CifarReport {
+        git_revision: git_revision.to_string(),
+        seed: config.seed,
+        config: config.clone(),
+        train_images: images.train.len(),
+        test_images: images.test.len(),
+        original: ModelFigures {
+            parameters: original.spec.parameter_count(),
+            test_accuracy: original_acc,
+            widths: set_widths(&original.spec),
+            epochs: 0,
+        },
+        condensed: ModelFigures {
+            parameters: condensed.spec.parameter_count(),
+            test_accuracy: 1.0 - reduction.final_loss,
+            widths: set_widths(&condensed.spec),
+            epochs: reduction.retraining_spent(),
+        },
+        pruned: figures(VariantKind::Pruning),
+        control: figures(VariantKind::Control),
+        from_scratch: figures(VariantKind::FromScratch),
+        parameter_ratio: condensed.spec.parameter_count() as f64 / original.spec.parameter_count() as f64,
+        rounds: Round::all(&reduction),
+        reduction,
+        training: history,
+        wall_time_s: wall,
+    };
+    condense::io::write_json(&dir.join("report.json"), &report)?;
+    Ok(Some(CifarRun {
+        report,
+        original,
+        condensed,
+    }))
+}
+
+/// The trained original: reused from `stem` when its settings match, trained otherwise
+/// (unless `required`, when a mismatch is an error); `None` when training stopped at the step
+/// limit. The flag says whether it was trained now.
+fn original(
+    config: &CifarConfig,
+    images: &Images,
+    stem: &Path,
+    required: bool,
+    ck: &Checkpointing,
+    git_revision: &str,
+    progress: &mut dyn Observer,
+) -> Result<Option<(Network, TrainHistory, bool)>> {
+    let spec = config.spec();
+    let fingerprint = serde_json::json!({"spec": spec, "train": config.original, "train_images": images.train.len()});
+    match load(stem) {
+        Ok((params, json)) if json.get("fingerprint") == Some(&fingerprint) => {
+            progress.note(&format!("reusing {}", stem.display()));
+            let history = serde_json::from_value(json["history"].clone()).unwrap_or_default();
+            return Ok(Some((Network { spec, params }, history, false)));
+        }
+        found if required => {
+            let why = match found {
+                Ok(_) => "it was trained with other settings (network, epochs, batch, learning rate, seed or images)"
+                    .to_string(),
+                Err(e) => e.to_string(),
+            };
+            return Err(VisionError::InvalidOption {
+                name: "original-from",
+                message: format!("cannot reuse {}: {why}", stem.display()),
+            });
+        }
+        _ => {}
+    }
+    let init = spec.init(config.seed)?;
+    let t = &config.original.train;
+    progress.stage("train", images.train.len().div_ceil(t.batch_size) * t.epochs);
+    let out = train(&spec, &init, &images.train, None, &config.original, ck, &mut |p| {
+        step(progress, &p)
+    })
+    .map_err(|e| hint(e, "the original"))?;
+    if !out.finished {
+        progress.note("stopped at the step limit; run again to resume from the checkpoint");
+        return Ok(None);
+    }
+    let params = recalibrate(&spec, &out.params, &images.train)?;
+    let json = serde_json::json!({"fingerprint": fingerprint, "history": out.history, "seed": config.seed, "git_revision": git_revision});
+    save(stem, &params, &json)?;
+    Ok(Some((Network { spec, params }, out.history, true)))
+}
+
+/// A training step shown on `progress`.
+fn step(progress: &mut dyn Observer, p: &StepProgress) {
+    progress.progress(p.step, &format!("epoch {} loss {:.3}", p.epoch + 1, p.epoch_loss));
+}
+
+/// The pass options of the run: average linkage, no anti-alignment guard, and the refit
+/// when asked for.
+fn pass_options(config: &CifarConfig) -> CondenseOptions {
+    CondenseOptions {
+        linkage: Linkage::Average,
+        min_pair_cosine: -1.0,
+        refit: (config.merge == MergeVariant::Refit).then_some(RefitOptions {
+            ridge: config.refit_ridge,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The condensation rounds: condense's manual strategy through the widths of
+/// [`CifarConfig::schedule`], each round retrained.
+fn condense_channels(
+    config: &CifarConfig,
+    original: &Network,
+    task: &mut ImageTask,
+) -> Result<(Network, ReductionReport)> {
+    let calibration = calibration_images(config, &task.images.train)?;
+    let strategy = Strategy::widths_schedule(&config.schedule(), config.retrain.train.epochs);
+    Ok(condense::run(
+        original,
+        &strategy,
+        &pass_options(config),
+        task,
+        calibration.as_ref(),
+        &mut |_| {},
+    )?)
+}
+
+/// The baselines the configuration asks for (pruning, control, from scratch), at the
+/// condensed widths and the rounds' retraining budget, scored by test accuracy.
+fn baselines(
+    config: &CifarConfig,
+    original: &Network,
+    condensed: &Network,
+    reduction: &ReductionReport,
+    task: &mut ImageTask,
+) -> Result<Vec<condense::Variant>> {
+    let setting = EqualBudget {
+        original,
+        widths: set_widths(&condensed.spec),
+        options: CondenseOptions {
+            refit: None,
+            ..pass_options(config)
+        },
+        retrain_epochs: reduction.retraining_budget(),
+        original_epochs: config.original.train.epochs,
+        calibration: None,
+    };
+    let which = BaselineOptions {
+        paper_rule: false,
+        refit: None,
+        pruning: config.pruned,
+        without_retraining: false,
+        control: config.control,
+        from_scratch: config.from_scratch,
+    };
+    let test = &task.images.test;
+    Ok(compare_at_widths(
+        &setting,
+        &which,
+        task,
+        &mut |n| accuracy(&n.spec, &n.params, test, 500).map_err(into_condense),
+        &mut |_| {},
+    )?)
+}
+
+fn calibration_images(config: &CifarConfig, train: &Cifar10) -> Result<Option<Tensor>> {
+    if config.merge != MergeVariant::Refit {
+        return Ok(None);
+    }
+    let idx: Vec<usize> = (0..config.refit_images.min(train.len())).collect();
+    Ok(Some(train.batch(&idx, None, &Device::Cpu)?.0))
+}
+
+/// BN statistics averaged over 20 batches of 256 training images.
+fn recalibrate(spec: &MobileNetV2Spec, params: &condense::Params, train: &Cifar10) -> Result<condense::Params> {
+    recalibrate_batch_norm(spec, params, train, 20, 256)
+}
+
+fn hint(e: VisionError, what: &str) -> VisionError {
+    VisionError::InvalidOption {
+        name: "training",
+        message: format!(
+            "training {what} failed: {e}; if the loss diverged, lower the learning rate (or raise the refit ridge after a refit)"
+        ),
+    }
+}
+
+/// The condensation task of a MobileNetV2: retraining with BN recalibration, the test error
+/// rate as the loss, and training from scratch with the original's recipe.
+struct ImageTask<'a> {
+    images: &'a Images,
+    retrain: ImageTraining,
+    recipe: ImageTraining,
+    progress: &'a mut dyn Observer,
+}
+
+impl ImageTask<'_> {
+    fn fit(&mut self, net: &Network, config: &ImageTraining, what: &str) -> Result<Network> {
+        let t = &config.train;
+        self.progress
+            .stage(what, self.images.train.len().div_ceil(t.batch_size) * t.epochs);
+        let progress = &mut *self.progress;
+        let out = train(
+            &net.spec,
+            &net.params,
+            &self.images.train,
+            None,
+            config,
+            &Checkpointing::default(),
+            &mut |p| step(progress, &p),
+        )
+        .map_err(|e| hint(e, what))?;
+        Ok(Network {
+            params: recalibrate(&net.spec, &out.params, &self.images.train)?,
+            spec: net.spec.clone(),
+        })
+    }
+}
+
+impl Retrainer<Network> for ImageTask<'_> {
+    fn retrain(&mut self, net: &Network, epochs: usize, round: usize) -> condense::Result<Network> {
+        let mut config = self.retrain.clone();
+        config.train.epochs = epochs;
+        config.train.seed = config.train.seed.wrapping_add(round.saturating_sub(1) as u64);
+        let what = format!("retrain {round}");
+        let out = self.fit(net, &config, &what).map_err(into_condense)?;
+        let acc = 1.0 - self.validation_loss(&out)?;
+        self.progress.note(&format!(
+            "{what}: {} parameters, test accuracy {:.2} %",
+            out.spec.parameter_count(),
+            100.0 * acc
+        ));
+        Ok(out)
+    }
+
+    fn validation_loss(&mut self, net: &Network) -> condense::Result<f64> {
+        Ok(1.0 - accuracy(&net.spec, &net.params, &self.images.test, 500).map_err(into_condense)?)
+    }
+
+    fn after_reduce(&mut self, net: Network) -> condense::Result<Network> {
+        let params = recalibrate(&net.spec, &net.params, &self.images.train).map_err(into_condense)?;
+        Ok(Network { params, ..net })
+    }
+
+    fn train_from_scratch(
+        &mut self,
+        reference: &Network,
+        widths: &[usize],
+        epochs: usize,
+    ) -> condense::Result<Network> {
+        let spec = with_set_widths(&reference.spec, widths).map_err(into_condense)?;
+        let params = spec.init(self.recipe.train.seed).map_err(into_condense)?;
+        let mut config = self.recipe.clone();
+        config.train.epochs = epochs;
+        self.fit(&Network { spec, params }, &config, "from scratch")
+            .map_err(into_condense)
+    }
+}
+
+/// Reads the CIFAR-10 binary files of `dir`, the first `train_images` / `test_images` of
+/// each when given.
+pub fn read_images(dir: &Path, train_images: Option<usize>, test_images: Option<usize>) -> Result<Images> {
+    let read = |test: bool, limit: Option<usize>| -> Result<Cifar10> {
+        let files: Vec<PathBuf> = Cifar10::files(dir, test)?;
+        let d = Cifar10::read(&files)?;
+        Ok(match limit {
+            Some(n) => d.head(n),
+            None => d,
+        })
+    };
+    Ok(Images {
+        train: read(false, train_images)?,
+        test: read(true, test_images)?,
+    })
+}
