@@ -209,6 +209,41 @@ pub struct IgnitionCase {
     pub surrogates: Vec<Array2<f64>>,
 }
 
+/// One ignition comparison in a report: the case, and each surrogate's delay and error.
+#[derive(Clone, Debug, Serialize)]
+pub struct IgnitionRow {
+    /// Initial temperature [K].
+    #[serde(rename = "T0_K")]
+    pub t0_k: f64,
+    /// Equivalence ratio.
+    pub phi: f64,
+    /// Pressure [Pa].
+    #[serde(rename = "P_Pa")]
+    pub p_pa: f64,
+    /// Surrogate steps of the rollouts.
+    pub steps: usize,
+    /// The integrator's delay [s].
+    pub delay_integrator_s: f64,
+    /// Each surrogate's delay [s], in the order they were given (`None`: it did not ignite).
+    pub delay_surrogates_s: Vec<Option<f64>>,
+    /// Each surrogate's relative delay error.
+    pub relative_errors: Vec<Option<f64>>,
+}
+
+impl From<&IgnitionCase> for IgnitionRow {
+    fn from(c: &IgnitionCase) -> Self {
+        IgnitionRow {
+            t0_k: c.t0,
+            phi: c.phi,
+            p_pa: c.p,
+            steps: c.steps,
+            delay_integrator_s: c.delay_integrator,
+            delay_surrogates_s: c.delay_surrogates.clone(),
+            relative_errors: c.relative_errors(),
+        }
+    }
+}
+
 impl IgnitionCase {
     /// `(delay - integrator delay) / integrator delay` of each surrogate (`None`: it did not
     /// ignite).

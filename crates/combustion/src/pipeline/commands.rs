@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::dataset::ReactionDataset;
 use crate::error::{CombustionError, Result};
-use crate::evaluate::OneStep;
+use crate::evaluate::{IgnitionRow, OneStep};
 use crate::pipeline::config::{CondensationSettings, Profile, RunConfig};
 use crate::pipeline::stages::{condense_stage, evaluate_stage, train_stage, Destination, Observer};
 use crate::surrogate::Surrogate;
@@ -197,34 +197,13 @@ pub struct ModelEvaluation {
     pub one_step: OneStep,
 }
 
-/// One ignition of `combustion evaluate`.
-#[derive(Clone, Debug, Serialize)]
-pub struct IgnitionEvaluation {
-    /// Initial temperature [K].
-    #[serde(rename = "T0_K")]
-    pub t0_k: f64,
-    /// Equivalence ratio.
-    pub phi: f64,
-    /// Pressure [Pa].
-    #[serde(rename = "P_Pa")]
-    pub p_pa: f64,
-    /// Surrogate steps of the rollouts.
-    pub steps: usize,
-    /// The integrator's delay [s].
-    pub delay_integrator_s: f64,
-    /// Each model's delay [s] (`None`: it did not ignite).
-    pub delay_surrogates_s: Vec<Option<f64>>,
-    /// Each model's relative delay error.
-    pub relative_errors: Vec<Option<f64>>,
-}
-
 /// What `combustion evaluate` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvaluationReport {
     /// One-step errors of each model.
     pub one_step: Vec<ModelEvaluation>,
-    /// The ignitions.
-    pub ignition: Vec<IgnitionEvaluation>,
+    /// The ignitions, the models' delays in the order they were given.
+    pub ignition: Vec<IgnitionRow>,
 }
 
 /// `combustion evaluate`: one-step errors of every model on the test split of the first
@@ -266,19 +245,7 @@ pub fn evaluate_models(
                 one_step,
             })
             .collect(),
-        ignition: e
-            .ignitions
-            .iter()
-            .map(|c| IgnitionEvaluation {
-                t0_k: c.t0,
-                phi: c.phi,
-                p_pa: c.p,
-                steps: c.steps,
-                delay_integrator_s: c.delay_integrator,
-                delay_surrogates_s: c.delay_surrogates.clone(),
-                relative_errors: c.relative_errors(),
-            })
-            .collect(),
+        ignition: e.ignitions.iter().map(IgnitionRow::from).collect(),
     })
 }
 

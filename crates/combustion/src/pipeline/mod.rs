@@ -32,7 +32,7 @@ pub use stages::{
 
 use crate::dataset::ReactionDataset;
 use crate::error::{CombustionError, Result};
-use crate::evaluate::{IgnitionCase, OneStep};
+use crate::evaluate::{IgnitionCase, IgnitionRow, OneStep};
 use crate::generate::GenerateSummary;
 use crate::surrogate::Surrogate;
 use crate::train::{prepare, Prepared};
@@ -62,48 +62,6 @@ impl ModelSummary {
     }
 }
 
-/// One ignition comparison of the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct IgnitionRow {
-    /// Initial temperature [K].
-    #[serde(rename = "T0_K")]
-    pub t0_k: f64,
-    /// Equivalence ratio.
-    pub phi: f64,
-    /// Pressure [Pa].
-    #[serde(rename = "P_Pa")]
-    pub p_pa: f64,
-    /// Surrogate steps of the rollout.
-    pub steps: usize,
-    /// The integrator's delay [s].
-    pub delay_integrator_s: f64,
-    /// The original's delay [s] (`None`: it did not ignite).
-    pub delay_original_s: Option<f64>,
-    /// The condensed surrogate's delay [s].
-    pub delay_condensed_s: Option<f64>,
-    /// Relative delay error of the original.
-    pub relative_error_original: Option<f64>,
-    /// Relative delay error of the condensed surrogate.
-    pub relative_error_condensed: Option<f64>,
-}
-
-impl IgnitionRow {
-    fn of(case: &IgnitionCase) -> Self {
-        let rel = case.relative_errors();
-        IgnitionRow {
-            t0_k: case.t0,
-            phi: case.phi,
-            p_pa: case.p,
-            steps: case.steps,
-            delay_integrator_s: case.delay_integrator,
-            delay_original_s: case.delay_surrogates[0],
-            delay_condensed_s: case.delay_surrogates[1],
-            relative_error_original: rel[0],
-            relative_error_condensed: rel[1],
-        }
-    }
-}
-
 /// `report.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -123,7 +81,8 @@ pub struct RunReport {
     pub condensed: ModelSummary,
     /// `condensed.parameters / original.parameters`.
     pub parameter_ratio: f64,
-    /// Ignition comparisons with the integrator.
+    /// Ignition comparisons with the integrator (surrogates: the original, then the
+    /// condensed one).
     pub ignition: Vec<IgnitionRow>,
     /// Condensation rounds and options.
     pub condensation: ReductionReport,
@@ -152,12 +111,13 @@ impl RunReport {
         );
         let pct = |e: Option<f64>| e.map_or("did not ignite".to_string(), |e| format!("{:+.2} %", 100.0 * e));
         for case in &self.ignition {
+            let e = |i: usize| pct(case.relative_errors.get(i).copied().flatten());
             s += &format!(
                 "ignition T0 = {} K: integrator {:.4e} s, original {}, condensed {}\n",
                 case.t0_k,
                 case.delay_integrator_s,
-                pct(case.relative_error_original),
-                pct(case.relative_error_condensed)
+                e(0),
+                e(1)
             );
         }
         for v in &self.comparison {
@@ -325,7 +285,7 @@ pub fn run(
         parameter_ratio: cond_sum.parameters as f64 / orig_sum.parameters as f64,
         original: orig_sum,
         condensed: cond_sum,
-        ignition: evaluation.ignitions.iter().map(IgnitionRow::of).collect(),
+        ignition: evaluation.ignitions.iter().map(IgnitionRow::from).collect(),
         condensation: reduction,
         training: history,
         comparison,
