@@ -104,7 +104,13 @@ pub fn draw(rows: &[Row], path: &Path) -> anyhow::Result<()> {
         let y = 80 + 28 * i as i32;
         let s = style(option, *threads);
         let line = s.color.stroke_width(if s.thick { 3 } else { 1 });
-        legend.draw(&PathElement::new(vec![(12, y), (52, y)], line))?;
+        if s.dashed {
+            for x in [12, 28, 44] {
+                legend.draw(&PathElement::new(vec![(x, y), (x + 9, y)], line))?;
+            }
+        } else {
+            legend.draw(&PathElement::new(vec![(12, y), (52, y)], line))?;
+        }
         let label = format!("{option}, {threads} thread{}", if *threads > 1 { "s" } else { "" });
         legend.draw(&Text::new(label, (60, y - 8), ("sans-serif", 15)))?;
     }

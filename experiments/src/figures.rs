@@ -173,6 +173,7 @@ fn rounds(dir: &Path, a: &RunArtifacts) -> Result<()> {
         c1.configure_mesh()
             .x_desc("round (0 = original)")
             .y_desc("parameters")
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
         c1.draw_series(
             pts.iter()
