@@ -77,7 +77,12 @@ pub enum Optimizer {
 }
 
 /// Hyper-parameters of one training run.
+///
+/// Files written before schedules and optimizers had names (with `final_lr_fraction`,
+/// `step_decay` and `weight_decay` fields) still read: they were cosine or step schedules with
+/// AdamW.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TrainConfigFile")]
 pub struct TrainConfig {
     /// Passes over the training set.
     pub epochs: usize,
@@ -96,6 +101,45 @@ pub struct TrainConfig {
     pub dropout: f64,
     /// Seed of the batch order, dropout masks and augmentation.
     pub seed: u64,
+}
+
+/// The stored form of a [`TrainConfig`], current or earlier.
+#[derive(Deserialize)]
+struct TrainConfigFile {
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    schedule: Option<Schedule>,
+    optimizer: Option<Optimizer>,
+    #[serde(default)]
+    loss: LossKind,
+    #[serde(default)]
+    dropout: f64,
+    seed: u64,
+    final_lr_fraction: Option<f64>,
+    step_decay: Option<(usize, f64)>,
+    weight_decay: Option<f64>,
+}
+
+impl From<TrainConfigFile> for TrainConfig {
+    fn from(f: TrainConfigFile) -> Self {
+        let schedule = f.schedule.unwrap_or(match f.step_decay {
+            Some((every_epochs, factor)) if every_epochs > 0 => Schedule::Step { every_epochs, factor },
+            _ => Schedule::cosine(f.final_lr_fraction.unwrap_or(0.05)),
+        });
+        TrainConfig {
+            epochs: f.epochs,
+            batch_size: f.batch_size,
+            learning_rate: f.learning_rate,
+            schedule,
+            optimizer: f.optimizer.unwrap_or(Optimizer::AdamW {
+                weight_decay: f.weight_decay.unwrap_or(0.0),
+            }),
+            loss: f.loss,
+            dropout: f.dropout,
+            seed: f.seed,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -172,6 +216,26 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn current_and_earlier_files_read() {
+        let c = TrainConfig {
+            schedule: Schedule::Step {
+                every_epochs: 3,
+                factor: 0.5,
+            },
+            ..Default::default()
+        };
+        let back: TrainConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let old = r#"{"epochs": 150, "batch_size": 512, "learning_rate": 0.002, "final_lr_fraction": 0.01,
+            "step_decay": null, "weight_decay": 0.0, "dropout": 0.1, "loss": "l1", "seed": 0}"#;
+        let read: TrainConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(read.schedule, Schedule::cosine(0.01));
+        assert_eq!(read.optimizer, Optimizer::AdamW { weight_decay: 0.0 });
+        assert_eq!((read.epochs, read.loss, read.dropout), (150, LossKind::L1, 0.1));
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"epochs": 1}"#).is_err());
+    }
 
     #[test]
     fn schedules_start_at_the_peak_and_end_at_their_floor() {
