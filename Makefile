@@ -17,4 +17,6 @@ run: setup
 test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p kernels --all-targets --no-default-features -- -D warnings
 	$(CARGO) test --workspace
+	$(CARGO) test -p kernels --no-default-features
