@@ -3,6 +3,7 @@
 //! ([`plot`]).
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod plot;
 pub mod report;

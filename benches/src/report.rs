@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use kernels::{Backend, Precision, StackOptions};
 use kinetics::advance::advance_state;
 use kinetics::{BdfConfig, Mechanism, Operator};
 use rayon::prelude::*;
@@ -28,6 +29,10 @@ pub struct Row {
     pub mechanism: String,
     /// `integrator`, `original`, `condensed`, or a bare network's label.
     pub option: String,
+    /// The arithmetic of a network (`f32`, `bf16`); empty for the integrator.
+    pub precision: String,
+    /// The kernels of a network (`onednn`, `gemm`, `candle`); empty for the integrator.
+    pub backend: String,
     /// States per call.
     pub batch: usize,
     /// Threads.
@@ -55,6 +60,12 @@ pub struct Machine {
     pub threads: usize,
     /// Instruction-set extensions detected at run time (`avx2`, `fma`, `avx512f`, ...).
     pub isa: Vec<String>,
+    /// The best of AMX / AVX512-BF16 / AVX-512 / AVX2 this CPU has.
+    pub isa_summary: String,
+    /// Whether bf16 products have hardware here (else oneDNN emulates them, slower than f32).
+    pub native_bf16: bool,
+    /// The oneDNN version and the `dnnl_cpu_isa_t` value of the kernels it dispatches to.
+    pub onednn: Option<String>,
 }
 
 /// `report.json` of `bench-report`.
@@ -177,6 +188,8 @@ fn integrator_rows(
             Row {
                 mechanism: name.into(),
                 option: "integrator".into(),
+                precision: String::new(),
+                backend: String::new(),
                 batch: 1,
                 threads: *threads,
                 states_per_second: r,
@@ -187,6 +200,25 @@ fn integrator_rows(
             }
         })
         .collect()
+}
+
+/// The configurations a surrogate is timed in: f32 and bf16 on the default backend at every
+/// batch, and the pure-Rust gemm path in f32 at batch 1024 (the fallback, for reference).
+fn configurations(batch: usize) -> Vec<StackOptions> {
+    let mut c = vec![
+        StackOptions::default(),
+        StackOptions {
+            precision: Precision::Bf16,
+            ..Default::default()
+        },
+    ];
+    if batch == 1024 {
+        c.push(StackOptions {
+            backend: Some(Backend::Gemm),
+            ..Default::default()
+        });
+    }
+    c
 }
 
 fn surrogate_rows(
@@ -200,21 +232,28 @@ fn surrogate_rows(
     for batch in [1usize, 32, 1024, 16384] {
         let input = crate::state_batch(states, batch);
         let mut next = vec![0.0; input.len()];
-        for (pool, threads) in pools {
-            let mut fast = combustion::FastSurrogate::new(&m.surrogate)?;
-            fast.set_threads(*threads);
-            let (r, median) = pool.install(|| rate(seconds, batch, || fast.step(&input, &mut next).expect("step")));
-            rows.push(Row {
-                mechanism: name.into(),
-                option: m.option.into(),
-                batch,
-                threads: *threads,
-                states_per_second: r,
-                median_states_per_second: median,
-                parameters: m.surrogate.mlp.parameter_count(),
-                widths: m.surrogate.mlp.widths(),
-                source: m.source.clone(),
-            });
+        for options in configurations(batch) {
+            for (pool, threads) in pools {
+                let options = StackOptions {
+                    threads: Some(*threads),
+                    ..options
+                };
+                let mut fast = combustion::FastSurrogate::with_options(&m.surrogate, options)?;
+                let (r, median) = pool.install(|| rate(seconds, batch, || fast.step(&input, &mut next).expect("step")));
+                rows.push(Row {
+                    mechanism: name.into(),
+                    option: m.option.into(),
+                    precision: fast.precision().name().into(),
+                    backend: fast.backend().name().into(),
+                    batch,
+                    threads: *threads,
+                    states_per_second: r,
+                    median_states_per_second: median,
+                    parameters: m.surrogate.mlp.parameter_count(),
+                    widths: m.surrogate.mlp.widths(),
+                    source: m.source.clone(),
+                });
+            }
         }
     }
     Ok(rows)
@@ -232,34 +271,58 @@ fn bare_network_rows(pools: &[(rayon::ThreadPool, usize)], seconds: f64) -> anyh
         let dev = candle_core::Device::Cpu;
         let mlp = condense::Mlp::init(&widths, condense::Activation::Gelu, condense::Init::Default, 0, &dev)?;
         let x: Vec<f32> = (0..1024 * 55).map(|i| ((i % 97) as f32) / 97.0).collect();
-        let mut fast = condense::FastMlp::new(&mlp)?;
-        fast.set_threads(*threads);
-        let fast_rate = pool.install(|| {
-            rate(seconds, 1024, || {
-                fast.forward(&x, 1024).expect("forward");
-            })
-        });
+        for options in configurations(1024) {
+            let options = StackOptions {
+                threads: Some(*threads),
+                ..options
+            };
+            let mut fast = condense::FastMlp::with_options(&mlp, options)?;
+            let (r, median) = pool.install(|| {
+                rate(seconds, 1024, || {
+                    fast.forward(&x, 1024).expect("forward");
+                })
+            });
+            rows.push(bare_row(
+                label,
+                &mlp,
+                fast.precision().name(),
+                fast.backend().name(),
+                *threads,
+                (r, median),
+            ));
+        }
         let t = candle_core::Tensor::from_vec(x.clone(), (1024, 55), &dev)?;
         let candle_rate = pool.install(|| {
             rate(seconds, 1024, || {
                 candle_core::Module::forward(&mlp, &t).expect("forward");
             })
         });
-        for (path, (r, median)) in [("fast path", fast_rate), ("candle forward", candle_rate)] {
-            rows.push(Row {
-                mechanism: "none".into(),
-                option: format!("{label} {path}"),
-                batch: 1024,
-                threads: *threads,
-                states_per_second: r,
-                median_states_per_second: median,
-                parameters: mlp.parameter_count(),
-                widths: widths.clone(),
-                source: "random weights".into(),
-            });
-        }
+        rows.push(bare_row(label, &mlp, "f32", "candle", *threads, candle_rate));
     }
     Ok(rows)
+}
+
+fn bare_row(
+    label: &str,
+    mlp: &condense::Mlp,
+    precision: &str,
+    backend: &str,
+    threads: usize,
+    (r, median): (f64, f64),
+) -> Row {
+    Row {
+        mechanism: "none".into(),
+        option: label.into(),
+        precision: precision.into(),
+        backend: backend.into(),
+        batch: 1024,
+        threads,
+        states_per_second: r,
+        median_states_per_second: median,
+        parameters: mlp.parameter_count(),
+        widths: mlp.widths(),
+        source: "random weights".into(),
+    }
 }
 
 fn machine(threads: usize) -> Machine {
@@ -271,11 +334,15 @@ fn machine(threads: usize) -> Machine {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into());
+    let detected = kernels::Isa::detect();
     Machine {
         cpu,
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         threads,
         isa: isa(),
+        isa_summary: detected.summary().into(),
+        native_bf16: detected.native_bf16(),
+        onednn: kernels::isa::onednn_info().map(|((a, b, c), isa)| format!("{a}.{b}.{c}, dnnl_cpu_isa {isa:#x}")),
     }
 }
 
@@ -311,14 +378,17 @@ impl BenchReport {
     pub fn table(&self) -> String {
         let m = &self.machine;
         let mut s = format!(
-            "machine: {}, {} cores, {} threads, ISA {}\n\n",
+            "machine: {}, {} cores, {} threads, ISA {} (best: {}, native bf16: {}), oneDNN {}\n\n",
             m.cpu,
             m.cores,
             m.threads,
-            m.isa.join(" ")
+            m.isa.join(" "),
+            m.isa_summary,
+            m.native_bf16,
+            m.onednn.as_deref().unwrap_or("not built in")
         );
-        s += "| mechanism | option | parameters | batch | threads | states/s (best) | median | vs integrator (same threads) |\n";
-        s += "|---|---|---:|---:|---:|---:|---:|---:|\n";
+        s += "| mechanism | option | precision | backend | parameters | batch | threads | states/s (best) | median | vs integrator (same threads) |\n";
+        s += "|---|---|---|---|---:|---:|---:|---:|---:|---:|\n";
         let rows = &self.results;
         for r in rows {
             let integ = rows
@@ -330,9 +400,11 @@ impl BenchReport {
                 (_, Some(i)) => format!("{:.0}x", r.states_per_second / i),
             };
             s += &format!(
-                "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} |\n",
                 r.mechanism,
                 r.option,
+                r.precision,
+                r.backend,
                 r.parameters,
                 r.batch,
                 r.threads,
@@ -344,8 +416,14 @@ impl BenchReport {
         for mech in ["h2o2", "drm19"] {
             for threads in [1, m.threads] {
                 let get = |o: &str| {
-                    rows.iter()
-                        .find(|r| r.mechanism == mech && r.option == o && r.batch == 1024 && r.threads == threads)
+                    rows.iter().find(|r| {
+                        r.mechanism == mech
+                            && r.option == o
+                            && r.batch == 1024
+                            && r.threads == threads
+                            && r.precision == "f32"
+                            && r.backend != "gemm"
+                    })
                 };
                 if let (Some(o), Some(c)) = (get("original"), get("condensed")) {
                     let ratio = c.parameters as f64 / o.parameters as f64;

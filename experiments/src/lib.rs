@@ -7,6 +7,7 @@
 //! [`provenance`] (git revision) recorded in results, and the [`figures`] of a run.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod figures;
 pub mod progress;

@@ -200,6 +200,27 @@ fn train_condense_evaluate_commands() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["one_step"].as_array().unwrap().len(), 2);
     assert!(v["ignition"][0]["delay_integrator_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["precision"], "f32");
+    // The same in bf16: finite, and close to f32 (bf16 has 8 bits of mantissa).
+    let (code, stdout, stderr) = run(
+        &[
+            "evaluate",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--ignition-t0",
+            "1200",
+            "--precision",
+            "bf16",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let b: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(b["precision"], "bf16");
+    let l1 = |x: &serde_json::Value| x["one_step"][0]["one_step"]["test_l1"].as_f64().unwrap();
+    assert!((l1(&b) / l1(&v) - 1.0).abs() < 0.1, "bf16 {} vs f32 {}", l1(&b), l1(&v));
     // A model for another mechanism is refused.
     let (code, _, stderr) = run(
         &[

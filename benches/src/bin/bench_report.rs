@@ -2,6 +2,8 @@
 //! thread count (the protocol is `benches::report`). Writes JSON, a plot next to it, and
 //! prints a markdown table.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

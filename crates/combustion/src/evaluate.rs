@@ -5,8 +5,9 @@ use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::surrogate::Surrogate;
+use crate::surrogate::{FastSurrogate, Surrogate};
 use crate::train::Prepared;
+use kernels::{Precision, StackOptions};
 use kinetics::advance::{ignite, IgnitionOptions};
 use kinetics::composition::premixed;
 use kinetics::constants::ONE_ATM;
@@ -63,13 +64,15 @@ impl IgnitionSettings {
 }
 
 /// Every ignition of `settings` for `fuel` in `oxidizer`, the integrator next to each
-/// surrogate; `on_case(i)` is called after case `i`.
+/// surrogate (rolled out on the fast path in `precision`); `on_case(i)` is called after case
+/// `i`.
 pub fn compare_ignitions(
     mech: &Mechanism,
     fuel: &str,
     oxidizer: &str,
     settings: &IgnitionSettings,
     surrogates: &[&Surrogate],
+    precision: Precision,
     on_case: &mut dyn FnMut(usize),
 ) -> Result<Vec<IgnitionCase>> {
     settings.validate()?;
@@ -89,6 +92,7 @@ pub fn compare_ignitions(
             settings.pressure_pa,
             steps,
             surrogates,
+            precision,
         )?);
         on_case(i);
     }
@@ -109,10 +113,20 @@ pub struct OneStep {
     pub temperature_increment_relative_error: f64,
 }
 
-/// One-step errors of `surrogate` on the prepared test split.
-pub fn one_step(surrogate: &Surrogate, prepared: &Prepared) -> Result<OneStep> {
-    let test_l1 = condense::evaluate(&surrogate.mlp, &prepared.test, condense::LossKind::L1)?;
-    let pred = surrogate.step(prepared.test_in.view())?;
+/// One-step errors of `surrogate` on the prepared test split, the network run on the fast
+/// path in `precision` (the test L1 as well as the predicted states).
+pub fn one_step(surrogate: &Surrogate, prepared: &Prepared, precision: Precision) -> Result<OneStep> {
+    let options = StackOptions {
+        precision,
+        ..Default::default()
+    };
+    let test_l1 = fast_l1(surrogate, &prepared.test, options)?;
+    let mut fast = FastSurrogate::with_options(surrogate, options)?;
+    let states = prepared.test_in.as_standard_layout();
+    let states = states.as_slice().expect("standard layout");
+    let mut next = vec![0.0; states.len()];
+    fast.step(states, &mut next)?;
+    let pred = Array2::from_shape_vec(prepared.test_in.dim(), next).expect("the input's shape");
     let err = (&pred - &prepared.test_out).mapv(f64::abs);
     let mae = err.mean_axis(Axis(0)).expect("rows");
     let (mut rel, mut count) = (0.0, 0usize);
@@ -141,14 +155,38 @@ pub fn one_step(surrogate: &Surrogate, prepared: &Prepared) -> Result<OneStep> {
     })
 }
 
-/// Steps `surrogate` `n` times from `state` (one row); returns the `n + 1` states.
-pub fn rollout(surrogate: &Surrogate, state: ArrayView2<f64>, n: usize) -> Result<Array2<f64>> {
-    let mut out = Array2::zeros((n + 1, state.ncols()));
+/// Mean absolute error of the network's outputs on `data` (normalized labels), on the fast
+/// path with `options`.
+fn fast_l1(surrogate: &Surrogate, data: &condense::Regression, options: StackOptions) -> Result<f64> {
+    let mut net = condense::FastMlp::with_options(&surrogate.mlp, options)?;
+    let to_vec = |t: &candle_core::Tensor| -> Result<Vec<f32>> {
+        Ok(t.flatten_all()
+            .and_then(|t| t.to_vec1())
+            .map_err(condense::CondenseError::from)?)
+    };
+    let (x, y) = (to_vec(data.x())?, to_vec(data.y())?);
+    let out = net.forward(&x, data.len())?;
+    let sum: f64 = out.iter().zip(&y).map(|(a, b)| (a - b).abs() as f64).sum();
+    Ok(sum / y.len().max(1) as f64)
+}
+
+/// Steps `surrogate` `n` times from `state` (one row) on the fast path in `precision`;
+/// returns the `n + 1` states (the last finite state repeated if the rollout diverges).
+pub fn rollout(surrogate: &Surrogate, state: ArrayView2<f64>, n: usize, precision: Precision) -> Result<Array2<f64>> {
+    let options = StackOptions {
+        precision,
+        threads: Some(1),
+        ..Default::default()
+    };
+    let mut fast = FastSurrogate::with_options(surrogate, options)?;
+    let width = state.ncols();
+    let mut out = Array2::zeros((n + 1, width));
     out.row_mut(0).assign(&state.row(0));
-    let mut current = state.to_owned();
+    let mut current: Vec<f64> = state.row(0).to_vec();
+    let mut next = vec![0.0; width];
     for i in 1..=n {
-        current = surrogate.step(current.view())?;
-        if current.iter().any(|v| !v.is_finite()) {
+        fast.step(&current, &mut next)?;
+        if next.iter().any(|v| !v.is_finite()) {
             // Keep the last finite state for the rest of the series.
             let last = out.row(i - 1).to_owned();
             for j in i..=n {
@@ -156,7 +194,8 @@ pub fn rollout(surrogate: &Surrogate, state: ArrayView2<f64>, n: usize) -> Resul
             }
             return Ok(out);
         }
-        out.row_mut(i).assign(&current.row(0));
+        std::mem::swap(&mut current, &mut next);
+        out.row_mut(i).assign(&ndarray::ArrayView1::from(&current[..]));
     }
     Ok(out)
 }
@@ -267,6 +306,7 @@ pub fn ignition_case(
     p: f64,
     steps: usize,
     surrogates: &[&Surrogate],
+    precision: Precision,
 ) -> Result<IgnitionCase> {
     let y0 = premixed(mech, fuel, oxidizer, phi)?;
     let dt = surrogates.first().map(|s| s.norm.dt).unwrap_or(1e-6);
@@ -315,7 +355,7 @@ pub fn ignition_case(
     let mut runs = Vec::new();
     let mut delays = Vec::new();
     for s in surrogates {
-        let r = rollout(s, start.view(), steps)?;
+        let r = rollout(s, start.view(), steps, precision)?;
         delays.push(delay_from_series(&r.column(0).to_vec(), dt));
         runs.push(r);
     }

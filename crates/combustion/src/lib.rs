@@ -16,6 +16,7 @@
 //!   `combustion run` and the single-stage commands.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 /// The crate README's example, compiled and run as a doctest.
 #[cfg(doctest)]

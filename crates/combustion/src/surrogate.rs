@@ -18,6 +18,7 @@ use std::path::Path;
 
 use candle_core::{Device, Module, Tensor};
 use condense::{FastMlp, Mlp};
+use kernels::{Precision, StackOptions};
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -233,17 +234,33 @@ pub struct FastSurrogate {
 }
 
 impl FastSurrogate {
-    /// Prepares `surrogate` for repeated stepping.
+    /// Prepares `surrogate` for repeated stepping on the default backend in f32.
     pub fn new(surrogate: &Surrogate) -> Result<Self> {
+        FastSurrogate::with_options(surrogate, StackOptions::default())
+    }
+
+    /// Prepares `surrogate` with the precision, backend and threads of `options`.
+    pub fn with_options(surrogate: &Surrogate, options: StackOptions) -> Result<Self> {
         let width = 2 + surrogate.species.len();
+        let net = FastMlp::with_options(&surrogate.mlp, options)?;
         Ok(FastSurrogate {
-            net: FastMlp::new(&surrogate.mlp)?,
+            net,
             norm: surrogate.norm.clone(),
             x: Vec::new(),
             z: Vec::new(),
             width,
-            threads: rayon::current_num_threads(),
+            threads: options.threads.unwrap_or_else(rayon::current_num_threads).max(1),
         })
+    }
+
+    /// The backend the network runs on.
+    pub fn backend(&self) -> kernels::Backend {
+        self.net.backend()
+    }
+
+    /// The arithmetic of the network.
+    pub fn precision(&self) -> Precision {
+        self.net.precision()
     }
 
     /// Threads used (1: single core).

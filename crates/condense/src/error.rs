@@ -10,6 +10,10 @@ pub enum CondenseError {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
+    /// An error from the dense-layer kernels of the fast inference path.
+    #[error(transparent)]
+    Kernel(#[from] kernels::KernelError),
+
     /// Two things that must fit together do not (layer widths, batch columns, group indices).
     #[error("shape mismatch in {op}: expected {expected}, got {got}")]
     Shape {

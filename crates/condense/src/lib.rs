@@ -48,6 +48,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 /// The crate README's example, compiled and run as a doctest.
 #[cfg(doctest)]

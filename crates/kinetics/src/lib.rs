@@ -27,6 +27,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 // Dense numerical kernels read best with explicit indices.
 #![allow(clippy::needless_range_loop)]
 

@@ -9,6 +9,7 @@
 //! [`pipeline`] (the CIFAR-10 experiment on condense's strategies and baselines).
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 /// The crate README's example, compiled and run as a doctest.
 #[cfg(doctest)]

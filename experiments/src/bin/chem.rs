@@ -1,6 +1,8 @@
 //! `chem`: chemistry from the command line: rates of one state, or a constant-pressure
 //! ignition. Prints JSON on stdout (`kinetics::report`); units are in the field names.
 
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};

@@ -4,6 +4,8 @@
 //! budget, and write `RESULTS_DIR/NAME/report.json` with figures. The experiment itself is
 //! `vision::pipeline`.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

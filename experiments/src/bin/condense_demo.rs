@@ -3,6 +3,8 @@
 //! reduces it with the chosen strategy, and compares at the same final widths and budget with
 //! every baseline (the experiment is `condense::demo`). Writes `OUTPUT_DIR/report.json`.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -200,21 +200,32 @@ pub struct ModelEvaluation {
 /// What `combustion evaluate` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct EvaluationReport {
+    /// The arithmetic the surrogates ran in.
+    pub precision: kernels::Precision,
     /// One-step errors of each model.
     pub one_step: Vec<ModelEvaluation>,
     /// The ignitions, the models' delays in the order they were given.
     pub ignition: Vec<IgnitionRow>,
 }
 
+/// What `combustion evaluate` changes in the settings it finds.
+#[derive(Clone, Debug, Default)]
+pub struct EvaluationOverrides {
+    /// Take this profile's ignition settings instead of the ones recorded in the first model.
+    pub profile: Option<Profile>,
+    /// Initial temperatures of the ignitions [K].
+    pub t0: Option<Vec<f64>>,
+    /// The arithmetic of the surrogates.
+    pub precision: Option<kernels::Precision>,
+}
+
 /// `combustion evaluate`: one-step errors of every model on the test split of the first
-/// one's settings, and ignitions with the settings of `profile` (or those recorded in the
-/// first model), at the initial temperatures `t0` when given; the fuel and oxidizer are the
-/// dataset's.
+/// one's settings, and ignitions with the settings of `overrides.profile` (or those recorded
+/// in the first model), changed by `overrides`; the fuel and oxidizer are the dataset's.
 pub fn evaluate_models(
     models: &[PathBuf],
     inputs: &Inputs,
-    profile: Option<Profile>,
-    t0: Option<&[f64]>,
+    overrides: &EvaluationOverrides,
     obs: &mut dyn Observer,
 ) -> Result<EvaluationReport> {
     let (mech, data) = inputs.load()?;
@@ -223,9 +234,12 @@ pub fn evaluate_models(
         .map(|m| Surrogate::load(m, Some(&mech)))
         .collect::<Result<Vec<_>>>()?;
     let first = loaded.first().ok_or_else(|| option("models", "none given".into()))?;
-    let mut config = RunConfig::for_model(&first.1, profile)?;
-    if let Some(t0) = t0 {
-        config.ignition.t0 = t0.to_vec();
+    let mut config = RunConfig::for_model(&first.1, overrides.profile)?;
+    if let Some(t0) = &overrides.t0 {
+        config.ignition.t0 = t0.clone();
+    }
+    if let Some(p) = overrides.precision {
+        config.precision = p;
     }
     if let Some(g) = data.generation_config() {
         config.generate = g;
@@ -234,6 +248,7 @@ pub fn evaluate_models(
     let surrogates: Vec<&Surrogate> = loaded.iter().map(|(s, _)| s).collect();
     let e = evaluate_stage(&mech, &prepared, &surrogates, &config, obs)?;
     Ok(EvaluationReport {
+        precision: config.precision,
         one_step: e
             .one_step
             .into_iter()

@@ -5,6 +5,7 @@ use condense::{
     AutoCriterion, AutomaticOptions, BaselineOptions, CondenseOptions, Init, LossKind, Reference, RefitOptions,
     Schedule, TrainConfig,
 };
+use kernels::Precision;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CombustionError, Result};
@@ -56,6 +57,10 @@ pub struct RunConfig {
     pub ignition: IgnitionSettings,
     /// Baselines at the final widths with the same budget (none: skipped).
     pub baselines: Option<BaselineOptions>,
+    /// The arithmetic of the surrogates in evaluation (one-step errors and rollouts, on the
+    /// fast inference path).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl RunConfig {
@@ -144,6 +149,7 @@ fn quick(seed: u64) -> RunConfig {
         },
         ignition: IgnitionSettings::at(&[1000.0, 1100.0, 1200.0]),
         baselines: Some(BaselineOptions::default()),
+        precision: Precision::F32,
     }
 }
 
@@ -189,6 +195,7 @@ fn paper(seed: u64) -> RunConfig {
         },
         ignition: IgnitionSettings::at(&[1500.0, 1650.0]),
         baselines: None,
+        precision: Precision::F32,
     }
 }
 

@@ -21,8 +21,8 @@ use condense::{Checkpointing, Mlp, ReductionReport, TrainHistory};
 use serde::Serialize;
 
 pub use commands::{
-    condense_model, evaluate_models, run_networks, train_model, CondensationOverrides, EvaluationReport, Inputs,
-    TrainOverrides, TrainedModel,
+    condense_model, evaluate_models, run_networks, train_model, CondensationOverrides, EvaluationOverrides,
+    EvaluationReport, Inputs, TrainOverrides, TrainedModel,
 };
 pub use config::{CondensationSettings, Profile, RunConfig};
 pub use stages::{

@@ -243,7 +243,8 @@ pub struct Evaluation {
 }
 
 /// Evaluates `surrogates` on the test split of `prepared` and in the ignitions of
-/// `config.ignition`, for the fuel and oxidizer of `config.generate`.
+/// `config.ignition`, for the fuel and oxidizer of `config.generate`, on the fast path in
+/// `config.precision`.
 pub fn evaluate_stage(
     mech: &Mechanism,
     prepared: &Prepared,
@@ -253,7 +254,7 @@ pub fn evaluate_stage(
 ) -> Result<Evaluation> {
     let one = surrogates
         .iter()
-        .map(|s| one_step(s, prepared))
+        .map(|s| one_step(s, prepared, config.precision))
         .collect::<Result<Vec<_>>>()?;
     obs.stage("evaluate", config.ignition.t0.len());
     let ignitions = compare_ignitions(
@@ -262,6 +263,7 @@ pub fn evaluate_stage(
         &config.generate.oxidizer,
         &config.ignition,
         surrogates,
+        config.precision,
         &mut |i| obs.progress(i + 1, &format!("T0 = {} K", config.ignition.t0[i])),
     )?;
     Ok(Evaluation {

@@ -22,67 +22,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CondenseError, Result};
 use crate::io::{self, Provenance};
 
-/// A neuron nonlinearity, applied element-wise after the affine map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// GELU with the exact erf (PyTorch's default `GELU`).
-    Gelu,
-    /// GELU with the tanh approximation.
-    GeluTanh,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Rectified linear unit, `max(0, x)`.
-    Relu,
-    /// The identity (used by output layers).
-    Identity,
-}
+pub use kernels::Activation;
 
-impl Activation {
-    /// Applies the nonlinearity to every element.
-    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Activation::Gelu => x.gelu_erf()?,
-            Activation::GeluTanh => x.gelu()?,
-            Activation::Tanh => x.tanh()?,
-            Activation::Relu => x.relu()?,
-            Activation::Identity => x.clone(),
-        })
-    }
-
-    /// Whether `act(s*z) = s*act(z)` for every `s > 0`; scaled copies of a neuron then merge
-    /// exactly with the scale-aware output rule.
-    pub fn is_positively_homogeneous(&self) -> bool {
-        matches!(self, Activation::Relu | Activation::Identity)
-    }
-
-    /// The name used in files and on the command line.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Activation::Gelu => "gelu",
-            Activation::GeluTanh => "gelu_tanh",
-            Activation::Tanh => "tanh",
-            Activation::Relu => "relu",
-            Activation::Identity => "identity",
-        }
-    }
-}
-
-impl std::str::FromStr for Activation {
-    type Err = CondenseError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "gelu" => Ok(Activation::Gelu),
-            "gelu_tanh" => Ok(Activation::GeluTanh),
-            "tanh" => Ok(Activation::Tanh),
-            "relu" => Ok(Activation::Relu),
-            "identity" => Ok(Activation::Identity),
-            other => Err(CondenseError::option(
-                "activation",
-                format!("unknown activation '{other}' (expected gelu, gelu_tanh, tanh, relu or identity)"),
-            )),
-        }
-    }
+/// Applies `act` to every element of `x` (candle's ops, differentiable).
+pub fn activate(act: Activation, x: &Tensor) -> Result<Tensor> {
+    Ok(match act {
+        Activation::Gelu => x.gelu_erf()?,
+        Activation::GeluTanh => x.gelu()?,
+        Activation::Tanh => x.tanh()?,
+        Activation::Relu => x.relu()?,
+        Activation::Identity => x.clone(),
+    })
 }
 
 /// How weights and biases are drawn when a network is created.
@@ -214,7 +164,7 @@ impl DenseLayer {
 impl Module for DenseLayer {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let z = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        self.activation.apply(&z).map_err(|e| match e {
+        activate(self.activation, &z).map_err(|e| match e {
             CondenseError::Candle(c) => c,
             other => candle_core::Error::Msg(other.to_string()),
         })

@@ -237,7 +237,8 @@ impl Learner for MlpLearner<'_> {
         let mut h = self.data.x().index_select(&idx, 0)?;
         let last = self.activations.len() - 1;
         for (l, (wb, act)) in self.params.chunks(2).zip(&self.activations).enumerate() {
-            h = act.apply(
+            h = crate::network::mlp::activate(
+                *act,
                 &h.matmul(&wb[0].var.as_tensor().t()?)?
                     .broadcast_add(wb[1].var.as_tensor())?,
             )?;

@@ -2,6 +2,8 @@
 //! line. Each subcommand parses its flags, sets up progress and output, and calls one library
 //! function.
 
+#![deny(unsafe_code)]
+
 mod args;
 
 use std::path::Path;
@@ -155,15 +157,8 @@ fn condense(args: &CondenseArgs) -> Result<()> {
 }
 
 fn evaluate(args: &EvaluateArgs) -> Result<()> {
-    let t0 = (!args.ignition_t0.is_empty()).then_some(args.ignition_t0.as_slice());
     let mut obs = BarObserver::default();
-    let report = pipeline::evaluate_models(
-        &args.model,
-        &args.inputs.inputs(),
-        args.profile.map(Into::into),
-        t0,
-        &mut obs,
-    )?;
+    let report = pipeline::evaluate_models(&args.model, &args.inputs.inputs(), &args.overrides(), &mut obs)?;
     obs.finish();
     print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     Ok(())

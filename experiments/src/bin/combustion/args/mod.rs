@@ -97,6 +97,9 @@ pub struct RunArgs {
     /// Dropout on hidden activations while training the original (promotes condensation).
     #[arg(long)]
     pub dropout: Option<f64>,
+    /// The arithmetic of the surrogates in evaluation (one-step errors and rollouts).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
 }
 
 impl RunArgs {
@@ -112,6 +115,7 @@ impl RunArgs {
         if let Some(g) = self.init_gamma {
             config.surrogate.init = condense::Init::Small { gamma: g };
         }
+        config.precision = self.precision.into();
         TrainOverrides {
             epochs: self.epochs,
             dropout: self.dropout,
@@ -119,6 +123,23 @@ impl RunArgs {
         }
         .apply(&mut config)?;
         Ok(config)
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PrecisionArg {
+    /// f32 throughout.
+    F32,
+    /// The inner layers in bf16 (f32 accumulation), the first and last in f32.
+    Bf16,
+}
+
+impl From<PrecisionArg> for kernels::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => kernels::Precision::F32,
+            PrecisionArg::Bf16 => kernels::Precision::Bf16,
+        }
     }
 }
 

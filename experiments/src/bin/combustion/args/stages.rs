@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use combustion::pipeline::{CondensationOverrides, Inputs, RunConfig, TrainOverrides};
+use combustion::pipeline::{CondensationOverrides, EvaluationOverrides, Inputs, RunConfig, TrainOverrides};
 
-use super::ProfileArg;
+use super::{PrecisionArg, ProfileArg};
 
 /// The mechanism and data flags shared by `train`, `condense` and `evaluate`.
 #[derive(clap::Args, Debug)]
@@ -136,4 +136,18 @@ pub struct EvaluateArgs {
     /// Initial temperatures of the ignition comparisons [K], overriding the settings.
     #[arg(long, value_delimiter = ',')]
     pub ignition_t0: Vec<f64>,
+    /// The arithmetic of the surrogates: `f32`, or `bf16` (inner layers in bf16 with f32
+    /// accumulation; fast only on CPUs with AVX512-BF16 or AMX).
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+}
+
+impl EvaluateArgs {
+    pub fn overrides(&self) -> EvaluationOverrides {
+        EvaluationOverrides {
+            profile: self.profile.map(Into::into),
+            t0: (!self.ignition_t0.is_empty()).then(|| self.ignition_t0.clone()),
+            precision: self.precision.map(Into::into),
+        }
+    }
 }
