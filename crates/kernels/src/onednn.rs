@@ -136,21 +136,30 @@ impl OneDnnStack {
         for l in 0..n {
             let layer = &self.layers[l];
             let next_type = self.layers.get(l + 1).map(|next| next.data_type);
-            // A bf16 layer writes what the next layer reads; an f32 layer writes f32.
-            let dst_type = match (layer.data_type, next_type) {
-                (DataType::Bf16, Some(t)) => t,
-                _ => DataType::F32,
-            };
+            // Each layer writes what the next one reads. An f32 layer feeding a bf16 one writes
+            // bf16 directly where the CPU's kernels can (AVX512-BF16, AMX), else f32 and a
+            // conversion follows.
             let w_any = MemoryDesc::new(&[layer.in_dim, layer.out_dim], layer.data_type, Tag::Any)?;
-            let dst_desc = MemoryDesc::new(&[rows, layer.out_dim], dst_type, Tag::Ab)?;
-            let pd = PrimitiveDesc::matmul(
-                &self.engine,
-                &src_desc,
-                &w_any,
-                &layer.bias_desc,
-                &dst_desc,
-                eltwise(layer.activation),
-            )?;
+            let matmul = |dst_type: DataType| -> Result<(MemoryDesc, PrimitiveDesc)> {
+                let dst_desc = MemoryDesc::new(&[rows, layer.out_dim], dst_type, Tag::Ab)?;
+                let pd = PrimitiveDesc::matmul(
+                    &self.engine,
+                    &src_desc,
+                    &w_any,
+                    &layer.bias_desc,
+                    &dst_desc,
+                    eltwise(layer.activation),
+                )?;
+                Ok((dst_desc, pd))
+            };
+            let (dst_type, (dst_desc, pd)) = match (layer.data_type, next_type) {
+                (DataType::Bf16, Some(t)) => (t, matmul(t)?),
+                (DataType::F32, Some(DataType::Bf16)) => match matmul(DataType::Bf16) {
+                    Ok(direct) if !direct.1.implementation().starts_with("ref") => (DataType::Bf16, direct),
+                    _ => (DataType::F32, matmul(DataType::F32)?),
+                },
+                _ => (DataType::F32, matmul(DataType::F32)?),
+            };
             implementations.push(pd.implementation());
             let w_desc = pd.weights()?;
             weights.push(self.packed_weights(l, &w_desc)?);
