@@ -9,25 +9,18 @@
 //! - [`Backend::Gemm`]: the pure-Rust `gemm` crate with a vectorized GELU epilogue, the
 //!   fallback and the reference; bf16 is emulated by rounding.
 //!
-//! Every `unsafe` operation of the workspace is in [`sys`](crate::sys), behind safe
+//! Every `unsafe` operation of the workspace is in the private `sys` module, behind safe
 //! functions.
 //!
-//! ```
-//! use kernels::{Activation, Backend, DenseStack, Layer, StackOptions};
-//!
-//! // y = relu(x W^T + b) with W = [[1, 2], [3, 4]], b = [0, -10].
-//! let (w, b) = ([1.0f32, 2.0, 3.0, 4.0], [0.0f32, -10.0]);
-//! let layer = Layer { weight: &w, bias: &b, in_dim: 2, out_dim: 2, activation: Activation::Relu };
-//! for backend in [Backend::Gemm, Backend::OneDnn] {
-//!     let options = StackOptions { backend: Some(backend), threads: Some(1), ..Default::default() };
-//!     let Ok(mut stack) = DenseStack::new(&[layer], options) else { continue }; // oneDNN may be absent
-//!     assert_eq!(stack.forward(&[1.0, 1.0, 2.0, 1.0], 2)?, &[3.0, 0.0, 4.0, 0.0]);
-//! }
-//! # Ok::<(), kernels::KernelError>(())
-//! ```
+//! The crate's README has a runnable example.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod activation;
 pub mod error;
