@@ -115,6 +115,7 @@ def main():
         "cpu_flags": cpu_flags(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "report": a.report,
+        "report_revision": report.get("revision", "unknown"),
         "seconds_per_entry": a.seconds,
         "rows": rows,
     }

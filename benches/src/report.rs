@@ -71,6 +71,10 @@ pub struct Machine {
 /// `report.json` of `bench-report`.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
+    /// The git revision of the code measured (`-dirty` with uncommitted changes).
+    pub revision: String,
+    /// Seconds of measuring per entry.
+    pub seconds_per_entry: f64,
     /// The machine.
     pub machine: Machine,
     /// Every measurement.
@@ -160,6 +164,8 @@ pub fn measure(options: &BenchOptions, on_row: &mut dyn FnMut(&Row)) -> anyhow::
         push(r, &mut rows);
     }
     Ok(BenchReport {
+        revision: condense::io::git_revision(),
+        seconds_per_entry: options.seconds,
         machine: machine(all),
         results: rows,
     })

@@ -1,4 +1,4 @@
-//! The plumbing of the command-line binaries: progress bars, provenance and figures.
+//! The plumbing of the command-line binaries: progress bars and figures.
 //!
 //! The science and the experiment protocols live in the library crates (`condense`,
 //! `kinetics`, `combustion`, `vision`); a binary parses its flags, sets up progress and
@@ -11,4 +11,3 @@
 
 pub mod figures;
 pub mod progress;
-pub mod provenance;

@@ -20,6 +20,21 @@ use crate::error::{CondenseError, Result};
 /// Free-form metadata stored with a saved object: seed, configuration, git revision, ...
 pub type Provenance = BTreeMap<String, serde_json::Value>;
 
+/// The git revision of the working directory (`git describe --always --dirty`), or "unknown"
+/// outside a checkout: what a result records as its source. A revision with uncommitted
+/// changes says so (`-dirty`).
+pub fn git_revision() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// Builds a [`Provenance`] from `(key, value)` pairs.
 pub fn provenance(entries: &[(&str, serde_json::Value)]) -> Provenance {
     entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()

@@ -11,9 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use condense::io::git_revision;
 use condense::{Optimizer, Schedule};
 use experiments::progress::BarObserver;
-use experiments::provenance::git_revision;
 use vision::pipeline::{self, CifarConfig, MergeVariant};
 use vision::reduction::{fraction_for_ratio, scaled, set_widths};
 use vision::{Downsampling, ImageTraining, MobileNetV2Spec};

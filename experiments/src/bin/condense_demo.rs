@@ -11,9 +11,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use condense::demo::{run_demo, DemoConfig, DemoObserver};
+use condense::io::git_revision;
 use condense::{io, Activation, AutoCriterion, AutomaticOptions, Init, Reference, Strategy};
 use experiments::progress::bar;
-use experiments::provenance::git_revision;
 use indicatif::ProgressBar;
 
 #[derive(Parser, Debug)]

@@ -14,9 +14,9 @@ use args::{Cli, Command, CondenseArgs, EvaluateArgs, GenerateArgs, RunArgs, Trai
 use clap::Parser;
 use combustion::pipeline::{self, Destination, RunPaths};
 use combustion::{generate, inspect, merge, GenerateConfig, ReactionDataset};
+use condense::io::git_revision;
 use condense::Checkpointing;
 use experiments::progress::{print_out, BarObserver};
-use experiments::provenance::git_revision;
 use experiments::{figures, progress};
 use kinetics::Mechanism;
 
