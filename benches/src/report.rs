@@ -345,37 +345,11 @@ fn machine(threads: usize) -> Machine {
         cpu,
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         threads,
-        isa: isa(),
+        isa: kernels::isa::extensions(),
         isa_summary: detected.summary().into(),
         native_bf16: detected.native_bf16(),
         onednn: kernels::isa::onednn_info().map(|((a, b, c), isa)| format!("{a}.{b}.{c}, dnnl_cpu_isa {isa:#x}")),
     }
-}
-
-/// Instruction-set extensions of this CPU that matter for the kernels.
-pub fn isa() -> Vec<String> {
-    let mut out = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        macro_rules! probe {
-            ($($f:tt),*) => {$(
-                if std::is_x86_feature_detected!($f) {
-                    out.push($f.to_string());
-                }
-            )*};
-        }
-        probe!("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512bf16");
-    }
-    // AMX detection is not stable in std; the kernel lists it.
-    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    if let Some(line) = flags.lines().find(|l| l.starts_with("flags")) {
-        for amx in ["amx_tile", "amx_bf16"] {
-            if line.split_whitespace().any(|f| f == amx) {
-                out.push(amx.to_string());
-            }
-        }
-    }
-    out
 }
 
 impl BenchReport {

@@ -120,8 +120,8 @@ pub fn one_step(surrogate: &Surrogate, prepared: &Prepared, precision: Precision
         precision,
         ..Default::default()
     };
-    let test_l1 = fast_l1(surrogate, &prepared.test, options)?;
     let mut fast = FastSurrogate::with_options(surrogate, options)?;
+    let test_l1 = fast_l1(fast.network(), &prepared.test)?;
     let states = prepared.test_in.as_standard_layout();
     let states = states.as_slice().expect("standard layout");
     let mut next = vec![0.0; states.len()];
@@ -155,10 +155,8 @@ pub fn one_step(surrogate: &Surrogate, prepared: &Prepared, precision: Precision
     })
 }
 
-/// Mean absolute error of the network's outputs on `data` (normalized labels), on the fast
-/// path with `options`.
-fn fast_l1(surrogate: &Surrogate, data: &condense::Regression, options: StackOptions) -> Result<f64> {
-    let mut net = condense::FastMlp::with_options(&surrogate.mlp, options)?;
+/// Mean absolute error of the network's outputs on `data` (normalized labels).
+fn fast_l1(net: &mut condense::FastMlp, data: &condense::Regression) -> Result<f64> {
     let to_vec = |t: &candle_core::Tensor| -> Result<Vec<f32>> {
         Ok(t.flatten_all()
             .and_then(|t| t.to_vec1())

@@ -263,6 +263,12 @@ impl FastSurrogate {
         self.net.precision()
     }
 
+    /// The network alone (normalized inputs to normalized outputs), for errors measured on
+    /// normalized data without a second copy of the packed weights.
+    pub fn network(&mut self) -> &mut FastMlp {
+        &mut self.net
+    }
+
     /// Threads used (1: single core).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);

@@ -18,13 +18,8 @@ pub struct Isa {
 impl Isa {
     /// This CPU's.
     pub fn detect() -> Self {
-        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let has = |f: &str| {
-            flags
-                .lines()
-                .find(|l| l.starts_with("flags"))
-                .is_some_and(|l| l.split_whitespace().any(|x| x == f))
-        };
+        let flags = kernel_flags();
+        let has = |f: &str| flags.iter().any(|x| x == f);
         #[cfg(target_arch = "x86_64")]
         let (avx2_fma, avx512f) = (
             std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
@@ -62,6 +57,42 @@ impl Isa {
     }
 }
 
+/// The extensions detected at run time that matter to the kernels, by name, for reports:
+/// `avx2`, `fma`, `avx512f`, `avx512bw`, `avx512vl`, `avx512bf16` (from the CPU's feature
+/// bits) and `amx_tile`, `amx_bf16` (from the kernel's flags: AMX detection is not stable in
+/// std).
+pub fn extensions() -> Vec<String> {
+    let mut out = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::is_x86_feature_detected!($f) {
+                    out.push($f.to_string());
+                }
+            )*};
+        }
+        probe!("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512bf16");
+    }
+    let flags = kernel_flags();
+    for amx in ["amx_tile", "amx_bf16"] {
+        if flags.iter().any(|f| f == amx) {
+            out.push(amx.to_string());
+        }
+    }
+    out
+}
+
+/// The `flags` line of `/proc/cpuinfo` (empty where there is none).
+fn kernel_flags() -> Vec<String> {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// The oneDNN library version and the `dnnl_cpu_isa_t` of the kernels it dispatches to, when
 /// it is linked in.
 pub fn onednn_info() -> Option<((i32, i32, i32), i32)> {
@@ -72,5 +103,19 @@ pub fn onednn_info() -> Option<((i32, i32, i32), i32)> {
     #[cfg(not(feature = "onednn"))]
     {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_and_the_extension_list_agree() {
+        let (isa, names) = (Isa::detect(), extensions());
+        let listed = |f: &str| names.iter().any(|n| n == f);
+        assert_eq!(isa.avx512f, listed("avx512f"));
+        assert_eq!(isa.avx2_fma, listed("avx2") && listed("fma"));
+        assert_eq!(isa.amx_bf16, listed("amx_bf16") && listed("amx_tile"));
     }
 }
