@@ -116,6 +116,8 @@ pub fn random_surrogate(mech: &Mechanism, widths: &[usize]) -> anyhow::Result<co
         label_mean: vec![0.0; w],
         label_std: vec![1.0; w],
         frozen: vec![false; w],
+        target: combustion::surrogate::Target::Rate,
+        outputs: None,
     };
     Ok(combustion::Surrogate {
         mlp,

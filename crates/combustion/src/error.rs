@@ -34,6 +34,26 @@ pub enum CombustionError {
     #[error(transparent)]
     Model(condense::CondenseError),
 
+    /// A checkpoint of another tool (PyTorch) that cannot be read or does not fit.
+    #[error("invalid checkpoint '{file}' at '{path}': {message}")]
+    Checkpoint {
+        /// The file.
+        file: String,
+        /// The object inside it (`net.linear_layer_0.weight`, `data.pkl`, `/` for the file).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A checkpoint whose pickle names a global outside the allow-list; nothing was run.
+    #[error("refused checkpoint '{file}': its pickle names the global '{global}', which a state-dict checkpoint does not need (nothing was executed)")]
+    RefusedGlobal {
+        /// The file.
+        file: String,
+        /// `module.name` of the global.
+        global: String,
+    },
+
     /// A configuration value out of range.
     #[error("invalid option '{name}': {message}")]
     Option {

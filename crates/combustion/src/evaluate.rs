@@ -111,6 +111,23 @@ pub struct OneStep {
     /// Mean relative error of the temperature increment over rows whose true increment
     /// exceeds 1e-3 K.
     pub temperature_increment_relative_error: f64,
+    /// Per species: the RMSE of the mass fraction after one dt against the integrator, and
+    /// that RMSE divided by the largest |dY| of the species over the test rows (the scale of
+    /// its change; 0 for a species that does not change).
+    pub species_rmse: Vec<SpeciesRmse>,
+}
+
+/// One species' one-step RMSE in physical units.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpeciesRmse {
+    /// Species name.
+    pub species: String,
+    /// RMSE of Y after one step (mass fraction).
+    pub rmse: f64,
+    /// Largest |Y(t+dt) - Y(t)| of the integrator over the test rows.
+    pub max_abs_change: f64,
+    /// `rmse / max_abs_change` (0 when the species does not change).
+    pub relative: f64,
 }
 
 /// One-step errors of `surrogate` on the prepared test split, the network run on the fast
@@ -121,7 +138,15 @@ pub fn one_step(surrogate: &Surrogate, prepared: &Prepared, precision: Precision
         ..Default::default()
     };
     let mut fast = FastSurrogate::with_options(surrogate, options)?;
-    let test_l1 = fast_l1(fast.network(), &prepared.test)?;
+    // The labels in the surrogate's own normalization (an imported model keeps its own).
+    let x = surrogate.norm.inputs(prepared.test_in.view());
+    let y = surrogate.norm.labels(prepared.test_in.view(), prepared.test_out.view());
+    let test_l1 = fast_l1(
+        fast.network(),
+        x.as_slice().expect("standard"),
+        y.as_slice().expect("standard"),
+        x.nrows(),
+    )?;
     let states = prepared.test_in.as_standard_layout();
     let states = states.as_slice().expect("standard layout");
     let mut next = vec![0.0; states.len()];
@@ -152,19 +177,61 @@ pub fn one_step(surrogate: &Surrogate, prepared: &Prepared, precision: Precision
             .zip(mae.iter().skip(2).copied())
             .collect(),
         temperature_increment_relative_error: rel / count.max(1) as f64,
+        species_rmse: species_rmse(
+            &surrogate.species,
+            prepared.test_in.view(),
+            pred.view(),
+            prepared.test_out.view(),
+        ),
     })
 }
 
-/// Mean absolute error of the network's outputs on `data` (normalized labels).
-fn fast_l1(net: &mut condense::FastMlp, data: &condense::Regression) -> Result<f64> {
-    let to_vec = |t: &candle_core::Tensor| -> Result<Vec<f32>> {
-        Ok(t.flatten_all()
-            .and_then(|t| t.to_vec1())
-            .map_err(condense::CondenseError::from)?)
-    };
-    let (x, y) = (to_vec(data.x())?, to_vec(data.y())?);
-    let out = net.forward(&x, data.len())?;
-    let sum: f64 = out.iter().zip(&y).map(|(a, b)| (a - b).abs() as f64).sum();
+/// Per-species RMSE of `pred` against `truth` (states `[T, p, Y...]`), scaled by the largest
+/// true change from `start`.
+pub fn species_rmse(
+    species: &[String],
+    start: ArrayView2<f64>,
+    pred: ArrayView2<f64>,
+    truth: ArrayView2<f64>,
+) -> Vec<SpeciesRmse> {
+    let n = start.nrows().max(1) as f64;
+    species
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let j = 2 + i;
+            let sq: f64 = pred
+                .column(j)
+                .iter()
+                .zip(truth.column(j))
+                .map(|(p, t)| (p - t).powi(2))
+                .sum();
+            let rmse = (sq / n).sqrt();
+            let max_abs_change = truth
+                .column(j)
+                .iter()
+                .zip(start.column(j))
+                .map(|(t, s)| (t - s).abs())
+                .fold(0.0, f64::max);
+            SpeciesRmse {
+                species: name.clone(),
+                rmse,
+                max_abs_change,
+                relative: if max_abs_change > 0.0 {
+                    rmse / max_abs_change
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
+/// Mean absolute error of the network's outputs for inputs `x` (`n` rows) against the
+/// normalized labels `y`.
+fn fast_l1(net: &mut condense::FastMlp, x: &[f32], y: &[f32], n: usize) -> Result<f64> {
+    let out = net.forward(x, n)?;
+    let sum: f64 = out.iter().zip(y).map(|(a, b)| (a - b).abs() as f64).sum();
     Ok(sum / y.len().max(1) as f64)
 }
 

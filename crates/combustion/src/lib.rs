@@ -4,6 +4,8 @@
 //! Data flows one way through the modules:
 //! - [`generate`]: ignition trajectories -> sampled states -> multi-scale augmentation ->
 //!   labels from the stiff integrator, deterministic per trajectory and parallel over cores;
+//! - [`label`]: states sampled by another tool (a DFODE-kit file) augmented and labeled the
+//!   same way;
 //! - [`dataset`]: the DFODE-kit compatible HDF5 layout with labels; reading files written by
 //!   other tools; merging shards; inspection;
 //! - [`surrogate`]: Box-Cox and normalization, the network, one-step post-processing, files,
@@ -12,8 +14,11 @@
 //!   (retraining and the from-scratch control);
 //! - [`evaluate`]: one-step errors in physical units and ignition rollouts next to the
 //!   integrator;
+//! - [`interchange`]: networks trained elsewhere (DeepFlame / DFODE-kit PyTorch checkpoints),
+//!   read safely into surrogates and written back;
 //! - [`pipeline`]: the run's settings and profiles, and one function per stage, shared by
-//!   `combustion run` and the single-stage commands.
+//!   `combustion run` and the single-stage commands, and the commands that import, export,
+//!   predict and label.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -27,6 +32,8 @@ pub mod dataset;
 pub mod error;
 pub mod evaluate;
 pub mod generate;
+pub mod interchange;
+pub mod label;
 pub mod pipeline;
 pub mod surrogate;
 pub mod train;

@@ -9,6 +9,11 @@
 //! - one step: `x(t+dt) = invBC(BC(x(t)) + (out * std + mean) dt)`, negatives clipped, the
 //!   non-frozen mass fractions rescaled so that all sum to 1.
 //!
+//! Networks trained elsewhere follow other contracts; the one of DeepFlame and DFODE-kit
+//! (see [`crate::interchange`]) predicts the Box-Cox *increments* of the first ns - 1 species
+//! over one step (not rates), keeps T, p and the last species: [`Target::Increment`] with
+//! [`Normalization::outputs`] naming the predicted columns, frozen columns for the others.
+//!
 //! A surrogate is saved as the network's safetensors + JSON, with the normalization,
 //! mechanism, species order, operator, dt and provenance in the JSON; loading it against a
 //! mechanism with another species order is an error.
@@ -48,6 +53,18 @@ pub fn inv_box_cox(z: f64, lambda: f64) -> f64 {
     }
 }
 
+/// What a network output stands for, before its normalization is undone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The rate `(BC(x(t+dt)) - BC(x(t)))/dt` (species), `(x(t+dt) - x(t))/dt` (T [K/s], p
+    /// [Pa/s]): this workspace's own surrogates.
+    #[default]
+    Rate,
+    /// The increment `BC(x(t+dt)) - BC(x(t))` over one step: DeepFlame and DFODE-kit.
+    Increment,
+}
+
 /// Training-split statistics and the transform settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
@@ -63,8 +80,16 @@ pub struct Normalization {
     pub label_mean: Vec<f64>,
     /// Standard deviation of the labels (1 where constant).
     pub label_std: Vec<f64>,
-    /// Columns kept unchanged by the surrogate (constant labels in training).
+    /// State columns kept unchanged by the surrogate (constant labels in training, or
+    /// outside the contract of an imported network).
     pub frozen: Vec<bool>,
+    /// What the outputs are.
+    #[serde(default)]
+    pub target: Target,
+    /// The state column of each network output (`None`: one output per column, in order).
+    /// The label statistics are indexed by output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<usize>>,
 }
 
 impl Normalization {
@@ -95,7 +120,77 @@ impl Normalization {
             label_mean: lm,
             label_std: fix(ls),
             frozen,
+            target: Target::Rate,
+            outputs: None,
         })
+    }
+
+    /// Number of network outputs.
+    pub fn output_width(&self) -> usize {
+        self.outputs.as_ref().map_or(self.frozen.len(), Vec::len)
+    }
+
+    /// The state column of network output `k`.
+    #[inline]
+    pub fn output_column(&self, k: usize) -> usize {
+        self.outputs.as_ref().map_or(k, |o| o[k])
+    }
+
+    /// Checks the lengths and values of the statistics and the output map against a state of
+    /// `width` columns; `what` names the object in errors.
+    pub fn validate(&self, width: usize, what: &str) -> Result<()> {
+        let bad = |field: &str, message: String| crate::error::layout(what, field, message);
+        if self.input_mean.len() != width || self.input_std.len() != width || self.frozen.len() != width {
+            return Err(bad(
+                "normalization",
+                format!(
+                    "input statistics of {} / {} values and {} frozen flags for {width} state columns",
+                    self.input_mean.len(),
+                    self.input_std.len(),
+                    self.frozen.len()
+                ),
+            ));
+        }
+        let n_out = self.output_width();
+        if self.label_mean.len() != n_out || self.label_std.len() != n_out {
+            return Err(bad(
+                "normalization",
+                format!(
+                    "label statistics of {} / {} values for {n_out} outputs",
+                    self.label_mean.len(),
+                    self.label_std.len()
+                ),
+            ));
+        }
+        if let Some(cols) = &self.outputs {
+            let mut seen = vec![false; width];
+            for &c in cols {
+                if c >= width || std::mem::replace(&mut seen[c], true) {
+                    return Err(bad(
+                        "normalization.outputs",
+                        format!("{cols:?} is not a set of columns below {width}"),
+                    ));
+                }
+            }
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        let positive = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x > 0.0);
+        if !(finite(&self.input_mean) && finite(&self.label_mean)) {
+            return Err(bad("normalization", "a mean is not finite".into()));
+        }
+        if !(positive(&self.input_std) && positive(&self.label_std)) {
+            return Err(bad(
+                "normalization",
+                "a standard deviation is not a positive number".into(),
+            ));
+        }
+        if !(self.lambda.is_finite() && self.lambda > 0.0 && self.dt.is_finite() && self.dt > 0.0) {
+            return Err(bad(
+                "normalization",
+                format!("lambda {} and dt {} s must be positive", self.lambda, self.dt),
+            ));
+        }
+        Ok(())
     }
 
     /// Network inputs (z-scored `[T, p, BC(Y)]`) as `f32`.
@@ -137,19 +232,25 @@ impl Normalization {
         }
     }
 
-    /// Normalized labels as `f32`.
+    /// Normalized labels as `f32`, one column per network output.
     pub fn labels(&self, state_in: ArrayView2<f64>, state_out: ArrayView2<f64>) -> Array2<f32> {
-        let mut y = raw_labels(state_in, state_out, self.lambda, self.dt);
-        for mut row in y.rows_mut() {
-            for (j, v) in row.iter_mut().enumerate() {
+        let scale = match self.target {
+            Target::Rate => self.dt,
+            Target::Increment => 1.0,
+        };
+        let raw = raw_labels(state_in, state_out, self.lambda, scale);
+        let mut y = Array2::<f32>::zeros((raw.nrows(), self.output_width()));
+        for (row, mut out) in raw.rows().into_iter().zip(y.rows_mut()) {
+            for (k, v) in out.iter_mut().enumerate() {
+                let j = self.output_column(k);
                 *v = if self.frozen[j] {
                     0.0
                 } else {
-                    (*v - self.label_mean[j]) / self.label_std[j]
+                    ((row[j] - self.label_mean[k]) / self.label_std[k]) as f32
                 };
             }
         }
-        y.mapv(|v| v as f32)
+        y
     }
 
     /// Post-processing: the states one `dt` later from the network outputs.
@@ -181,16 +282,21 @@ impl Normalization {
     /// The advance of one row, with `transformed(j)` giving the Box-Cox of mass fraction `j`.
     #[inline(always)]
     fn advance_row_with(&self, state: &[f64], out: &[f32], next: &mut [f64], transformed: impl Fn(usize) -> f64) {
-        for j in 0..state.len() {
-            next[j] = if self.frozen[j] {
-                state[j]
+        let scale = match self.target {
+            Target::Rate => self.dt,
+            Target::Increment => 1.0,
+        };
+        next.copy_from_slice(state);
+        for (k, &o) in out.iter().enumerate() {
+            let j = self.output_column(k);
+            if self.frozen[j] {
+                continue;
+            }
+            let change = (o as f64 * self.label_std[k] + self.label_mean[k]) * scale;
+            next[j] = if j < 2 {
+                state[j] + change
             } else {
-                let rate = out[j] as f64 * self.label_std[j] + self.label_mean[j];
-                if j < 2 {
-                    state[j] + rate * self.dt
-                } else {
-                    inv_box_cox(transformed(j) + rate * self.dt, self.lambda)
-                }
+                inv_box_cox(transformed(j) + change, self.lambda)
             };
         }
         self.renormalize(next);
@@ -309,12 +415,13 @@ impl FastSurrogate {
             pre(&mut self.x, &mut self.z, states);
         }
         let out = self.net.forward(&self.x, n)?;
+        let wo = norm.output_width();
         let post = |nx: &mut [f64], s: &[f64], z: &[f64], o: &[f32]| {
             for (((nr, sr), zr), or) in nx
                 .chunks_exact_mut(w)
                 .zip(s.chunks_exact(w))
                 .zip(z.chunks_exact(w))
-                .zip(o.chunks_exact(w))
+                .zip(o.chunks_exact(wo))
             {
                 norm.advance_row_transformed(sr, zr, or, nr);
             }
@@ -323,7 +430,7 @@ impl FastSurrogate {
             next.par_chunks_mut(rows * w)
                 .zip(states.par_chunks(rows * w))
                 .zip(self.z.par_chunks(rows * w))
-                .zip(out.par_chunks(rows * w))
+                .zip(out.par_chunks(rows * wo))
                 .for_each(|(((nx, s), z), o)| post(nx, s, z, o));
         } else {
             post(next, states, &self.z, out);
@@ -338,10 +445,11 @@ fn transform_inputs(states: ArrayView2<f64>, lambda: f64) -> Array2<f64> {
     x
 }
 
-fn raw_labels(state_in: ArrayView2<f64>, state_out: ArrayView2<f64>, lambda: f64, dt: f64) -> Array2<f64> {
+/// `(transformed(out) - transformed(in)) / scale`: rates with `scale = dt`, increments with 1.
+fn raw_labels(state_in: ArrayView2<f64>, state_out: ArrayView2<f64>, lambda: f64, scale: f64) -> Array2<f64> {
     let a = transform_inputs(state_in, lambda);
     let b = transform_inputs(state_out, lambda);
-    (b - a) / dt
+    (b - a) / scale
 }
 
 fn mean_std(a: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
@@ -386,7 +494,7 @@ impl Surrogate {
             .flatten_all()
             .and_then(|t| t.to_vec1())
             .map_err(condense::CondenseError::from)?;
-        let out = Array2::from_shape_vec((n, w), v).expect("output shape");
+        let out = Array2::from_shape_vec((n, self.norm.output_width()), v).expect("output shape");
         Ok(self.norm.advance(states, out.view()))
     }
 
@@ -416,14 +524,16 @@ impl Surrogate {
                     .map_err(|e| crate::error::layout(&json, "provenance.surrogate", e.to_string()))
             })?;
         let width = 2 + meta.species.len();
-        if mlp.widths()[0] != width || *mlp.widths().last().expect("layers") != width {
+        meta.normalization.validate(width, &json)?;
+        if mlp.widths()[0] != width || *mlp.widths().last().expect("layers") != meta.normalization.output_width() {
             return Err(crate::error::layout(
                 &json,
                 "widths",
                 format!(
-                    "network widths {:?} do not fit {} species",
+                    "network widths {:?} do not fit {} species and {} outputs",
                     mlp.widths(),
-                    meta.species.len()
+                    meta.species.len(),
+                    meta.normalization.output_width()
                 ),
             ));
         }

@@ -136,6 +136,16 @@ fn to_regression(norm: &Normalization, a: ArrayView2<f64>, b: ArrayView2<f64>) -
 
 /// Splits by trajectory and normalizes with training-split statistics.
 pub fn prepare(data: &ReactionDataset, config: &SurrogateConfig) -> Result<Prepared> {
+    prepare_with(data, config, None)
+}
+
+/// [`prepare`], normalizing with `norm` when given (a model's own, for example an imported
+/// one's) instead of the training split's statistics.
+pub fn prepare_with(
+    data: &ReactionDataset,
+    config: &SurrogateConfig,
+    norm: Option<&Normalization>,
+) -> Result<Prepared> {
     let split = split_by_trajectory(
         &data.trajectory,
         config.valid_fraction,
@@ -146,7 +156,10 @@ pub fn prepare(data: &ReactionDataset, config: &SurrogateConfig) -> Result<Prepa
     let (tr_in, tr_out) = rows(&split.train);
     let (va_in, va_out) = rows(&split.valid);
     let (te_in, te_out) = rows(&split.test);
-    let norm = Normalization::fit(tr_in.view(), tr_out.view(), config.lambda, data.info.dt_s)?;
+    let norm = match norm {
+        Some(n) => n.clone(),
+        None => Normalization::fit(tr_in.view(), tr_out.view(), config.lambda, data.info.dt_s)?,
+    };
     Ok(Prepared {
         train: to_regression(&norm, tr_in.view(), tr_out.view())?,
         valid: to_regression(&norm, va_in.view(), va_out.view())?,

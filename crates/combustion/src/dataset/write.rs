@@ -6,7 +6,7 @@ use std::path::Path;
 use hdf5::types::VarLenUnicode;
 use ndarray::ArrayView2;
 
-use super::ReactionDataset;
+use super::{ReactionDataset, ScalarFields};
 use crate::error::{h5, layout, CombustionError, Result};
 
 impl ReactionDataset {
@@ -32,15 +32,7 @@ impl ReactionDataset {
                 return Err(layout(name, what, format!("{} columns, expected {n_cols}", a.ncols())));
             }
         }
-        let file = hdf5::File::with_options()
-            .with_fcpl(|p| p.obj_track_times(false))
-            .create(tmp)
-            .map_err(h5(name, "/"))?;
-        write_str_attr(&file, "mechanism", &self.mechanism, name)?;
-        let mut names = vec!["T".to_string(), "p".to_string()];
-        names.extend(self.species.iter().cloned());
-        write_str_list_attr(&file, "species_names", &names, name)?;
-
+        let file = create_with_header(tmp, name, &self.mechanism, &self.species)?;
         let fields = group(&file, "scalar_fields", name)?;
         for (k, a) in self.sampled.iter().enumerate() {
             write_2d(&fields, &k.to_string(), a.view(), name, &format!("scalar_fields/{k}"))?;
@@ -70,6 +62,45 @@ impl ReactionDataset {
         file.flush().map_err(h5(name, "/"))?;
         Ok(())
     }
+}
+
+impl ScalarFields {
+    /// Writes the states alone in the DFODE-kit layout (root attributes and
+    /// `scalar_fields/<name>` under the fields' own names), atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let name = path.display().to_string();
+        condense::io::replace_atomically(path, |tmp| {
+            let file = create_with_header(tmp, &name, &self.mechanism, &self.species)?;
+            let fields = group(&file, "scalar_fields", &name)?;
+            for (k, a) in &self.fields {
+                if a.ncols() != 2 + self.species.len() {
+                    return Err(layout(&name, &format!("scalar_fields/{k}"), "wrong number of columns"));
+                }
+                write_2d(&fields, k, a.view(), &name, &format!("scalar_fields/{k}"))?;
+            }
+            file.flush().map_err(h5(&name, "/"))
+        })
+        .map_err(|e| match e {
+            CombustionError::Model(condense::CondenseError::Io { source, .. }) => CombustionError::Io {
+                path: name.clone(),
+                source,
+            },
+            other => other,
+        })
+    }
+}
+
+/// A new file with the root attributes `mechanism` and `species_names`.
+fn create_with_header(tmp: &Path, name: &str, mechanism: &str, species: &[String]) -> Result<hdf5::File> {
+    let file = hdf5::File::with_options()
+        .with_fcpl(|p| p.obj_track_times(false))
+        .create(tmp)
+        .map_err(h5(name, "/"))?;
+    write_str_attr(&file, "mechanism", mechanism, name)?;
+    let mut names = vec!["T".to_string(), "p".to_string()];
+    names.extend(species.iter().cloned());
+    write_str_list_attr(&file, "species_names", &names, name)?;
+    Ok(file)
 }
 
 fn group(file: &hdf5::File, g: &str, name: &str) -> Result<hdf5::Group> {

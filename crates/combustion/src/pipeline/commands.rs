@@ -13,7 +13,7 @@ use crate::evaluate::{IgnitionRow, OneStep};
 use crate::pipeline::config::{CondensationSettings, Profile, RunConfig};
 use crate::pipeline::stages::{condense_stage, evaluate_stage, train_stage, Destination, Observer};
 use crate::surrogate::Surrogate;
-use crate::train::prepare;
+use crate::train::{prepare, prepare_with};
 use kinetics::Mechanism;
 
 /// The mechanism and labeled dataset a command works on.
@@ -104,13 +104,14 @@ pub fn train_model(
     let start = match init_from {
         Some(stem) => {
             let (s, _) = Surrogate::load(stem, Some(&mech))?;
+            check_contract(&s, &data, &inputs.data)?;
             let w = s.mlp.widths();
             config.surrogate.hidden = w[1..w.len() - 1].to_vec();
             Some(s)
         }
         None => None,
     };
-    let prepared = prepare(&data, &config.surrogate)?;
+    let prepared = prepare_with(&data, &config.surrogate, start.as_ref().map(|s| &s.norm))?;
     condense::io::create_parent(dest.stem)?;
     let t = train_stage(&data, &prepared, &config, start.as_ref(), checkpointing, dest, obs)?;
     let test_l1 = match t.finished {
@@ -179,9 +180,12 @@ pub fn condense_model(
 ) -> Result<ReductionReport> {
     let (mech, data) = inputs.load()?;
     let (original, provenance) = Surrogate::load(model, Some(&mech))?;
+    check_contract(&original, &data, &inputs.data)?;
     let mut config = RunConfig::for_model(&provenance, profile)?;
     overrides.apply(&mut config.condensation)?;
-    let prepared = prepare(&data, &config.surrogate)?;
+    // The model's own normalization: the labels in the units its outputs have.
+    let prepared = prepare_with(&data, &config.surrogate, Some(&original.norm))?;
+    obs.note(&describe_split(&data, &prepared));
     condense::io::create_parent(dest.stem)?;
     Ok(condense_stage(&original, &prepared, &config, dest, obs)?.1)
 }
@@ -244,8 +248,12 @@ pub fn evaluate_models(
     if let Some(g) = data.generation_config() {
         config.generate = g;
     }
-    let prepared = prepare(&data, &config.surrogate)?;
     let surrogates: Vec<&Surrogate> = loaded.iter().map(|(s, _)| s).collect();
+    if surrogates.iter().any(|s| s.norm.frozen[0]) && !config.ignition.t0.is_empty() {
+        obs.note("no ignitions: a model keeps T constant over the step (an isothermal contract)");
+        config.ignition.t0.clear();
+    }
+    let prepared = prepare(&data, &config.surrogate)?;
     let e = evaluate_stage(&mech, &prepared, &surrogates, &config, obs)?;
     Ok(EvaluationReport {
         precision: config.precision,
@@ -274,6 +282,48 @@ pub fn run_networks(run_dir: &Path, mechanism: &str) -> Result<[condense::Mlp; 3
     let config = RunConfig::for_model(&provenance, Some(Profile::Quick))?;
     let initial = config.surrogate.initial_mlp(original.species.len())?;
     Ok([initial, original.mlp, condensed.mlp])
+}
+
+/// Refuses labeled data made with another reactor or step than the model's labels.
+pub fn check_contract(model: &Surrogate, data: &ReactionDataset, file: &Path) -> Result<()> {
+    let (dt, op) = (data.info.dt_s, data.info.operator);
+    if op != model.operator || (dt - model.norm.dt).abs() > 1e-9 * model.norm.dt {
+        return Err(crate::error::layout(
+            &file.display().to_string(),
+            "labels",
+            format!(
+                "labeled with {} over dt = {dt:e} s, but the model's contract is {} over dt = {:e} s \
+                 (relabel with `combustion label --operator {} --dt {:e}`)",
+                op.name(),
+                model.operator.name(),
+                model.norm.dt,
+                model.operator.name(),
+                model.norm.dt
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How the rows were split, in one line.
+pub fn describe_split(data: &ReactionDataset, prepared: &crate::train::Prepared) -> String {
+    let groups = |rows: &[usize]| {
+        let mut g: Vec<i64> = rows.iter().map(|&r| data.trajectory[r]).collect();
+        g.sort_unstable();
+        g.dedup();
+        g.len()
+    };
+    let s = &prepared.split;
+    format!(
+        "split by labels/trajectory groups (trajectories, source datasets or source states): \
+         train {} rows in {} groups, validation {} in {}, test {} in {}",
+        s.train.len(),
+        groups(&s.train),
+        s.valid.len(),
+        groups(&s.valid),
+        s.test.len(),
+        groups(&s.test)
+    )
 }
 
 fn option(name: &'static str, message: String) -> CombustionError {

@@ -21,6 +21,9 @@ pub enum Profile {
     Quick,
     /// DRM19 methane, the paper's [23, 3200, 1600, 800, 400, 23] GELU network.
     Paper,
+    /// A network trained elsewhere (`combustion import`): retraining and condensation for
+    /// small labeled sets (a few thousand states); no data generation.
+    Imported,
 }
 
 /// How the original surrogate is condensed.
@@ -69,6 +72,7 @@ impl RunConfig {
         match profile {
             Profile::Quick => quick(seed),
             Profile::Paper => paper(seed),
+            Profile::Imported => imported(seed),
         }
     }
 
@@ -197,6 +201,27 @@ fn paper(seed: u64) -> RunConfig {
         baselines: None,
         precision: Precision::F32,
     }
+}
+
+/// The settings recorded with an imported network. The surrogate settings describe the split
+/// of the labeled data (10 % validation, 10 % test, by group) and fine-tuning; the
+/// condensation retrains in small batches for many epochs, as a few thousand states allow,
+/// and stops at 40 % of the parameters unless told otherwise.
+fn imported(seed: u64) -> RunConfig {
+    let mut run = quick(seed);
+    run.name = "imported".into();
+    run.profile = Profile::Imported;
+    run.surrogate.train = l1(200, 128, 1e-3, 0.01, seed);
+    run.patience = Some(40);
+    let c = &mut run.condensation;
+    c.strategy.target_ratio = Some(0.4);
+    c.strategy.max_rounds = 8;
+    c.strategy.retrain_epochs = 150;
+    c.strategy.tolerance = 0.05;
+    c.retrain = l1(150, 128, 5e-4, 0.01, seed + 1);
+    c.calibration_rows = 4096;
+    run.baselines = None;
+    run
 }
 
 /// L1 training with AdamW (no weight decay) and a cosine decay to `final_fraction`.

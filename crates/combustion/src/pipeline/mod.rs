@@ -12,6 +12,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod interop;
 pub mod stages;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,9 @@ pub use commands::{
     EvaluationReport, Inputs, TrainOverrides, TrainedModel,
 };
 pub use config::{CondensationSettings, Profile, RunConfig};
+pub use interop::{
+    export_model, import_model, label_file, predict_file, ExportFormat, ExportReport, ImportReport, PredictReport,
+};
 pub use stages::{
     baselines_stage, condense_stage, data_stage, evaluate_stage, train_stage, ComparisonRow, Destination, Evaluation,
     Observer, Silent, Trained,

@@ -10,7 +10,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use args::{Cli, Command, CondenseArgs, EvaluateArgs, GenerateArgs, RunArgs, TrainArgs};
+use args::{
+    Cli, Command, CondenseArgs, EvaluateArgs, ExportArgs, GenerateArgs, ImportArgs, LabelArgs, PredictArgs, RunArgs,
+    TrainArgs,
+};
 use clap::Parser;
 use combustion::pipeline::{self, Destination, RunPaths};
 use combustion::{generate, inspect, merge, GenerateConfig, ReactionDataset};
@@ -41,6 +44,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(&args),
         Command::Condense(args) => condense(&args),
         Command::Evaluate(args) => evaluate(&args),
+        Command::Import(args) => import(&args),
+        Command::Label(args) => label(&args),
+        Command::Predict(args) => predict(&args),
+        Command::Export(args) => export(&args),
         Command::Similarity { run_dir, mechanism } => {
             let [initial, original, condensed] = pipeline::run_networks(&run_dir, &mechanism)
                 .with_context(|| format!("loading the networks of {}", run_dir.display()))?;
@@ -161,6 +168,76 @@ fn evaluate(args: &EvaluateArgs) -> Result<()> {
     let report = pipeline::evaluate_models(&args.model, &args.inputs.inputs(), &args.overrides(), &mut obs)?;
     obs.finish();
     print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+    Ok(())
+}
+
+fn import(args: &ImportArgs) -> Result<()> {
+    let revision = git_revision();
+    let r = pipeline::import_model(
+        &args.checkpoint,
+        &args.mechanism,
+        args.contract(),
+        Destination::new(&args.output, &revision),
+    )
+    .with_context(|| format!("importing {}", args.checkpoint.display()))?;
+    println!(
+        "imported {}: widths {:?}, {} parameters, {} over dt = {:e} s",
+        r.checkpoint.display(),
+        r.widths,
+        r.parameters,
+        r.contract["operator"].as_str().unwrap_or(""),
+        args.dt
+    );
+    println!("saved {}", condense::io::json_path(&r.model).display());
+    Ok(())
+}
+
+fn label(args: &LabelArgs) -> Result<()> {
+    if args.output.extension().and_then(|e| e.to_str()) != Some("h5") {
+        bail!("--output should end in .h5, got '{}'", args.output.display());
+    }
+    let pb = progress::bar(0, "states");
+    let summary = pipeline::label_file(
+        &args.input,
+        &args.mechanism,
+        &args.config(),
+        &args.output,
+        &|done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64)
+        },
+    )
+    .with_context(|| format!("labeling {}", args.input.display()))?;
+    pb.finish_and_clear();
+    println!("{}", summary.describe());
+    println!("wrote {}", args.output.display());
+    Ok(())
+}
+
+fn predict(args: &PredictArgs) -> Result<()> {
+    let r = pipeline::predict_file(&args.model, &args.input, &args.output, args.precision.into())
+        .with_context(|| format!("predicting with {}", args.model.display()))?;
+    println!(
+        "stepped {} states in {} datasets ({:.0} states/s, {:?}); wrote {}",
+        r.states,
+        r.datasets,
+        r.states as f64 / r.step_seconds.max(1e-9),
+        r.precision,
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn export(args: &ExportArgs) -> Result<()> {
+    let r = pipeline::export_model(&args.model, args.format(), &args.output)
+        .with_context(|| format!("exporting {}", args.model.display()))?;
+    let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
+    println!(
+        "wrote {} (widths {:?}, {} parameters)",
+        files.join(" and "),
+        r.widths,
+        r.parameters
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The command line of `combustion`: flags, and their conversion into library settings.
 
 mod generate;
+mod interop;
 mod stages;
 
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use combustion::pipeline::{Profile, RunConfig, TrainOverrides};
 
 pub use generate::GenerateArgs;
+pub use interop::{ExportArgs, ImportArgs, LabelArgs, PredictArgs};
 pub use stages::{CondenseArgs, EvaluateArgs, TrainArgs};
 
 #[derive(Parser, Debug)]
@@ -18,7 +20,9 @@ pub use stages::{CondenseArgs, EvaluateArgs, TrainArgs};
     long_about = "Combustion chemistry surrogates. `generate` makes labeled reaction data with the stiff \
 integrator; `run` does the whole experiment (data -> training -> condensation -> baselines -> ignitions -> \
 report and figures); `train`, `condense` and `evaluate` run one stage of it on your own files, with a \
-profile's settings or the ones recorded in the model."
+profile's settings or the ones recorded in the model. `import`, `label`, `predict` and `export` meet \
+PyTorch: a DeepFlame / DFODE-kit checkpoint becomes a model here (condense and evaluate it like any \
+other) and goes back as a checkpoint."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +50,16 @@ pub enum Command {
     /// Evaluate surrogates: one-step errors on the test split and ignitions next to the
     /// integrator (JSON on stdout).
     Evaluate(EvaluateArgs),
+    /// Import a DeepFlame / DFODE-kit PyTorch checkpoint as a model (read safely: no code
+    /// runs), checked against the mechanism.
+    Import(ImportArgs),
+    /// Augment (DFODE-kit's rule) and label the states of a DFODE-layout file with one
+    /// integrator step each: a labeled dataset for `train`, `condense`, `evaluate`.
+    Label(LabelArgs),
+    /// One surrogate step for every state of a DFODE-layout file, written in the same layout.
+    Predict(PredictArgs),
+    /// Write a model as a DeepFlame checkpoint (torch.load-able) or as safetensors + JSON.
+    Export(ExportArgs),
     /// Redraw the similarity heat maps of a run directory (every hidden layer before
     /// training, after training and after condensation) from its saved networks.
     Similarity {
