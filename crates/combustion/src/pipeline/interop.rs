@@ -115,6 +115,22 @@ pub struct ExportReport {
 /// `combustion export`: writes the model at `model` as `format` to `output`.
 pub fn export_model(model: &Path, format: ExportFormat, output: &Path) -> Result<ExportReport> {
     let (s, _) = Surrogate::load(model, None)?;
+    let own = [condense::io::tensors_path(model), condense::io::json_path(model)];
+    let writes = match format {
+        ExportFormat::DeepFlame => vec![output.to_path_buf()],
+        ExportFormat::Safetensors => vec![output.to_path_buf(), output.with_extension("json")],
+    };
+    if writes.iter().any(|w| own.iter().any(|o| same_file(o, w))) {
+        return Err(CombustionError::Option {
+            name: "output",
+            message: format!(
+                "'{}' would overwrite the model's own files ({} / {}); choose another name",
+                output.display(),
+                own[0].display(),
+                own[1].display()
+            ),
+        });
+    }
     condense::io::create_parent(output)?;
     let files = match format {
         ExportFormat::DeepFlame => {
@@ -137,6 +153,21 @@ pub fn export_model(model: &Path, format: ExportFormat, output: &Path) -> Result
         widths: s.mlp.widths(),
         parameters: s.mlp.parameter_count(),
     })
+}
+
+/// Whether two paths name the same file (compared after resolving the parent directory).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| {
+        let parent = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        parent
+            .canonicalize()
+            .ok()
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    a == b || matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// The weights under DeepFlame's key names, and the statistics and contract as JSON.
