@@ -268,6 +268,45 @@ pub fn label(
     Ok((dataset, summary))
 }
 
+/// `copies` perturbed copies of every row of `states` by DFODE-kit's rule, the ranges those of
+/// `states`, each passing the element-ratio check (a copy that fails [`MAX_ATTEMPTS`] draws is
+/// left out); deterministic in `seed`. Unlabeled: for distillation (the teacher labels them).
+pub fn perturbed_copies(
+    mech: &Mechanism,
+    states: ndarray::ArrayView2<f64>,
+    copies: usize,
+    alpha: f64,
+    element_tolerance: f64,
+    seed: u64,
+) -> Array2<f64> {
+    let width = states.ncols();
+    let range = |j: usize| {
+        let c = states.column(j);
+        c.fold(f64::NEG_INFINITY, |a, &b| a.max(b)) - c.fold(f64::INFINITY, |a, &b| a.min(b))
+    };
+    let (t_span, inert_span) = (range(0), range(width - 1));
+    let elements = ElementMatrix::new(mech);
+    let rows: Vec<Vec<f64>> = (0..states.nrows())
+        .into_par_iter()
+        .flat_map_iter(|r| {
+            let source: Vec<f64> = states.row(r).to_vec();
+            let mut rng = StdRng::seed_from_u64(row_seed(seed, usize::MAX, r));
+            let mut out = Vec::with_capacity(copies);
+            for _ in 0..copies {
+                if let Some(c) = (0..MAX_ATTEMPTS).find_map(|_| {
+                    let c = perturb(&source, alpha, t_span, inert_span, &mut rng);
+                    elements.ratios_close(&source, &c, element_tolerance).then_some(c)
+                }) {
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect();
+    let n = rows.len();
+    Array2::from_shape_vec((n, width), rows.concat()).expect("row width")
+}
+
 /// DFODE-kit's perturbation of one state.
 fn perturb(s: &[f64], alpha: f64, t_span: f64, inert_span: f64, rng: &mut StdRng) -> Vec<f64> {
     let mut u = || rng.random_range(-1.0..1.0);

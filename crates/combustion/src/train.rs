@@ -171,6 +171,58 @@ pub fn prepare_with(
     })
 }
 
+/// Distillation in the retraining of a condensation: `copies` perturbed copies of every
+/// training state (DFODE-kit's rule with strength `alpha`), labeled by the original network,
+/// added to the true labels.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Distillation {
+    /// Copies per training state.
+    pub copies: usize,
+    /// Perturbation strength.
+    pub alpha: f64,
+    /// Seed of the perturbations.
+    pub seed: u64,
+    /// Label the training states themselves by the original too (pure distillation), instead
+    /// of keeping their true labels.
+    #[serde(default)]
+    pub teacher_only: bool,
+}
+
+/// Adds `d.copies` perturbed copies of every training state of `prepared` (DFODE-kit's rule),
+/// labeled by `teacher`'s network, to its training rows; validation and test keep their true
+/// labels. Returns the rows added.
+pub fn add_distillation(
+    prepared: &mut Prepared,
+    data: &ReactionDataset,
+    teacher: &Surrogate,
+    mech: &kinetics::Mechanism,
+    d: &Distillation,
+) -> Result<usize> {
+    if d.copies == 0 {
+        return Ok(0);
+    }
+    let states = data.state_in.select(Axis(0), &prepared.split.train);
+    let mut copies = crate::label::perturbed_copies(mech, states.view(), d.copies, d.alpha, 0.2, d.seed);
+    if d.teacher_only {
+        copies = ndarray::concatenate(Axis(0), &[states.view(), copies.view()]).expect("equal widths");
+    }
+    let x = teacher.norm.inputs(copies.view());
+    let n = x.nrows();
+    let mut net = condense::FastMlp::new(&teacher.mlp)?;
+    let y = net.forward(x.as_slice().expect("standard layout"), n)?.to_vec();
+    let cpu = &Device::Cpu;
+    let extra_x = Tensor::from_vec(x.into_raw_vec_and_offset().0, (n, teacher.mlp.widths()[0]), cpu)
+        .map_err(condense::CondenseError::from)?;
+    let extra_y = Tensor::from_vec(y, (n, teacher.norm.output_width()), cpu).map_err(condense::CondenseError::from)?;
+    let cat = |a: &Tensor, b: &Tensor| Tensor::cat(&[a, b], 0).map_err(condense::CondenseError::from);
+    prepared.train = if d.teacher_only {
+        Regression::new(extra_x, extra_y)?
+    } else {
+        Regression::new(cat(prepared.train.x(), &extra_x)?, cat(prepared.train.y(), &extra_y)?)?
+    };
+    Ok(n)
+}
+
 /// Trains a surrogate from scratch (or resumes it).
 pub fn train_surrogate(
     data: &ReactionDataset,

@@ -149,3 +149,68 @@ fn export_and_reimport_keep_weights_and_statistics() {
     assert_eq!(DeepFlameNet::from_surrogate(&s).unwrap(), net);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn workspace_models_of_another_contract_are_not_exported_as_deepflame() {
+    let mech = h2o2();
+    let s = combustion::Surrogate {
+        mlp: condense::Mlp::init(
+            &[12, 8, 12],
+            condense::Activation::Gelu,
+            condense::Init::Default,
+            0,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap(),
+        norm: combustion::Normalization {
+            lambda: 0.1,
+            dt: 1e-6,
+            input_mean: vec![0.0; 12],
+            input_std: vec![1.0; 12],
+            label_mean: vec![0.0; 12],
+            label_std: vec![1.0; 12],
+            frozen: vec![false; 12],
+            target: combustion::surrogate::Target::Rate,
+            outputs: None,
+        },
+        mechanism: mech.source.clone(),
+        species: mech.species_names(),
+        operator: kinetics::Operator::ConstantPressureAdiabatic,
+    };
+    let e = DeepFlameNet::from_surrogate(&s).unwrap_err().to_string();
+    assert!(e.contains("DeepFlame's contract") && e.contains("safetensors"), "{e}");
+}
+
+#[test]
+fn distillation_adds_copies_labeled_by_the_original() {
+    use combustion::label::{label, LabelConfig};
+    use combustion::train::{add_distillation, prepare_with, Distillation};
+    let mech = h2o2();
+    let fields = combustion::read_scalar_fields(&root().join("data/fixtures/dfode_h2_sample.h5"), Some(&mech)).unwrap();
+    let (data, _) = label(&mech, "h2o2.yaml", &fields, &LabelConfig::default(), &|_, _| {}).unwrap();
+    let teacher = DeepFlameNet::read(&fixture("tiny_h2o2.pt"))
+        .unwrap()
+        .to_surrogate(&mech, Contract::default(), "tiny")
+        .unwrap();
+    let config = combustion::RunConfig::profile(combustion::Profile::Imported, 0).surrogate;
+    let mut prepared = prepare_with(&data, &config, Some(&teacher.norm)).unwrap();
+    let before = prepared.train.len();
+    let d = Distillation {
+        copies: 3,
+        alpha: 0.1,
+        seed: 4,
+        teacher_only: false,
+    };
+    let added = add_distillation(&mut prepared, &data, &teacher, &mech, &d).unwrap();
+    assert!(added > 2 * before && added <= 3 * before, "{added} of {}", 3 * before);
+    assert_eq!(prepared.train.len(), before + added);
+    // The added rows' labels are the original's outputs for their inputs.
+    let x: Vec<f32> = prepared.train.x().flatten_all().unwrap().to_vec1().unwrap();
+    let y: Vec<f32> = prepared.train.y().flatten_all().unwrap().to_vec1().unwrap();
+    let mut net = condense::FastMlp::new(&teacher.mlp).unwrap();
+    let out = net.forward(&x[before * 12..], added).unwrap().to_vec();
+    assert_eq!(&y[before * 9..], &out[..]);
+    // The true rows keep their true labels, which the random teacher does not predict.
+    let first = net.forward(&x[..12], 1).unwrap().to_vec();
+    assert_ne!(&y[..9], &first[..]);
+}

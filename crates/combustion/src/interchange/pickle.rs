@@ -746,11 +746,9 @@ impl Machine<'_> {
                 });
                 Ok(())
             }
-            (Value::Dict(d), Value::Dict(s)) => {
-                let s = s.borrow().clone();
-                d.borrow_mut().extend(s);
-                Ok(())
-            }
+            // Attributes of a dict subclass (a state dict's `_metadata`): not items, and not
+            // needed; they were read (and their globals checked) like everything else.
+            (Value::Dict(_), Value::Dict(_)) => Ok(()),
             _ => self.err(format!("BUILD of a {} with a {}", target.kind(), state.kind())),
         }
     }
@@ -952,6 +950,21 @@ mod tests {
         assert_eq!(t.stride, vec![70000, 1]);
         assert_eq!(t.storage.numel, 210000);
         assert_eq!(t.storage.dtype, DType::F32);
+    }
+
+    #[test]
+    fn attributes_of_a_state_dict_are_not_items() {
+        // OrderedDict() with an item, then BUILD with {'_metadata': {}} (what
+        // `module.state_dict()` pickles).
+        let mut p = vec![0x80, 2];
+        p.extend(b"ccollections\nOrderedDict\n)R");
+        p.extend(b"X\x01\x00\x00\x00aK\x01s");
+        p.extend(b"}X\x09\x00\x00\x00_metadata}sb.");
+        let (v, _) = read(&p).unwrap();
+        let Value::Dict(d) = v else { panic!("not a dict") };
+        let d = d.borrow();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].0.as_str(), Some("a"));
     }
 
     #[test]

@@ -143,6 +143,8 @@ pub struct CondensationOverrides {
     pub max_rounds: Option<usize>,
     /// The paper's pure merge rule (no least-squares refit).
     pub no_refit: bool,
+    /// Perturbed, original-labeled copies per training state in the retraining (0: none).
+    pub distill_copies: Option<usize>,
 }
 
 impl CondensationOverrides {
@@ -162,6 +164,19 @@ impl CondensationOverrides {
         }
         if self.no_refit {
             c.options.refit = None;
+        }
+        match (self.distill_copies, &mut c.distillation) {
+            (Some(0), d) => *d = None,
+            (Some(n), Some(d)) => d.copies = n,
+            (Some(n), d @ None) => {
+                *d = Some(crate::train::Distillation {
+                    copies: n,
+                    alpha: 0.1,
+                    seed: c.retrain.seed + 1,
+                    teacher_only: false,
+                })
+            }
+            (None, _) => {}
         }
         Ok(c.strategy.validate()?)
     }
@@ -184,8 +199,14 @@ pub fn condense_model(
     let mut config = RunConfig::for_model(&provenance, profile)?;
     overrides.apply(&mut config.condensation)?;
     // The model's own normalization: the labels in the units its outputs have.
-    let prepared = prepare_with(&data, &config.surrogate, Some(&original.norm))?;
+    let mut prepared = prepare_with(&data, &config.surrogate, Some(&original.norm))?;
     obs.note(&describe_split(&data, &prepared));
+    if let Some(d) = &config.condensation.distillation {
+        let n = crate::train::add_distillation(&mut prepared, &data, &original, &mech, d)?;
+        obs.note(&format!(
+            "distillation: {n} perturbed copies of the training states labeled by the original network"
+        ));
+    }
     condense::io::create_parent(dest.stem)?;
     Ok(condense_stage(&original, &prepared, &config, dest, obs)?.1)
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CombustionError, Result};
 use crate::evaluate::IgnitionSettings;
 use crate::generate::GenerateConfig;
-use crate::train::SurrogateConfig;
+use crate::train::{Distillation, SurrogateConfig};
 
 /// Preset sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,10 @@ pub struct CondensationSettings {
     pub options: CondenseOptions,
     /// Training rows used as the calibration batch of the least-squares refit.
     pub calibration_rows: usize,
+    /// Retrain also on perturbed copies of the training states labeled by the original
+    /// network (distillation): what lets a small labeled set carry the retraining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distillation: Option<Distillation>,
 }
 
 /// Everything a run does, with its settings.
@@ -150,6 +154,7 @@ fn quick(seed: u64) -> RunConfig {
             retrain: l1(60, 512, 1e-3, 0.01, seed + 1),
             options: refitting(),
             calibration_rows: 4096,
+            distillation: None,
         },
         ignition: IgnitionSettings::at(&[1000.0, 1100.0, 1200.0]),
         baselines: Some(BaselineOptions::default()),
@@ -196,6 +201,7 @@ fn paper(seed: u64) -> RunConfig {
             retrain: l1(3, 1024, 3e-4, 0.05, seed + 1),
             options: refitting(),
             calibration_rows: 8192,
+            distillation: None,
         },
         ignition: IgnitionSettings::at(&[1500.0, 1650.0]),
         baselines: None,
@@ -205,8 +211,10 @@ fn paper(seed: u64) -> RunConfig {
 
 /// The settings recorded with an imported network. The surrogate settings describe the split
 /// of the labeled data (10 % validation, 10 % test, by group) and fine-tuning; the
-/// condensation retrains in small batches for many epochs, as a few thousand states allow,
-/// and stops at 40 % of the parameters unless told otherwise.
+/// condensation retrains on the true labels plus 15 perturbed copies of every training state
+/// labeled by the original network (distillation: a few thousand labeled states are too few
+/// to retrain a reduced network on alone), and stops at 40 % of the parameters unless told
+/// otherwise.
 fn imported(seed: u64) -> RunConfig {
     let mut run = quick(seed);
     run.name = "imported".into();
@@ -216,10 +224,16 @@ fn imported(seed: u64) -> RunConfig {
     let c = &mut run.condensation;
     c.strategy.target_ratio = Some(0.4);
     c.strategy.max_rounds = 8;
-    c.strategy.retrain_epochs = 150;
+    c.strategy.retrain_epochs = 30;
     c.strategy.tolerance = 0.05;
-    c.retrain = l1(150, 128, 5e-4, 0.01, seed + 1);
+    c.retrain = l1(30, 512, 3e-4, 0.01, seed + 1);
     c.calibration_rows = 4096;
+    c.distillation = Some(Distillation {
+        copies: 15,
+        alpha: 0.1,
+        seed: seed + 2,
+        teacher_only: false,
+    });
     run.baselines = None;
     run
 }

@@ -108,6 +108,10 @@ pub struct CondenseArgs {
     /// Most rounds.
     #[arg(long)]
     pub max_rounds: Option<usize>,
+    /// Retrain also on N perturbed copies of every training state labeled by the original
+    /// network (distillation; imported models default to 15, 0 turns it off).
+    #[arg(long)]
+    pub distill_copies: Option<usize>,
 }
 
 impl CondenseArgs {
@@ -118,6 +122,7 @@ impl CondenseArgs {
             retrain_epochs: self.retrain_epochs,
             max_rounds: self.max_rounds,
             no_refit: self.no_refit,
+            distill_copies: self.distill_copies,
         }
     }
 }
