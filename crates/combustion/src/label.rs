@@ -192,7 +192,7 @@ pub fn label(
             let mut rejected = 0;
             for _ in 0..config.augment {
                 let copy = (0..MAX_ATTEMPTS).find_map(|_| {
-                    let c = perturb(&source, config.alpha, t_span, inert_span, &mut rng);
+                    let c = perturb(&source, config.alpha, 0.0, t_span, inert_span, &mut rng);
                     elements
                         .ratios_close(&source, &c, config.element_tolerance)
                         .then_some(c)
@@ -270,13 +270,19 @@ pub fn label(
 
 /// `copies` perturbed copies of every row of `states` by DFODE-kit's rule, the ranges those of
 /// `states`, each passing the element-ratio check (a copy that fails [`MAX_ATTEMPTS`] draws is
-/// left out); deterministic in `seed`. Unlabeled: for distillation (the teacher labels them).
+/// left out); deterministic in `seed`. With `mixing > 0` each copy first mixes its row with
+/// a random other row, `(1 - w) a + w b` in T, p and mass fractions with `w` uniform in
+/// `[0, mixing)` (the states between the sampled ones: mixing of gas parcels). Unlabeled: for
+/// distillation (the teacher labels them). `pressure > 0` also moves p by that share.
+#[allow(clippy::too_many_arguments)]
 pub fn perturbed_copies(
     mech: &Mechanism,
     states: ndarray::ArrayView2<f64>,
     copies: usize,
     alpha: f64,
+    pressure: f64,
     element_tolerance: f64,
+    mixing: f64,
     seed: u64,
 ) -> Array2<f64> {
     let width = states.ncols();
@@ -289,12 +295,20 @@ pub fn perturbed_copies(
     let rows: Vec<Vec<f64>> = (0..states.nrows())
         .into_par_iter()
         .flat_map_iter(|r| {
-            let source: Vec<f64> = states.row(r).to_vec();
             let mut rng = StdRng::seed_from_u64(row_seed(seed, usize::MAX, r));
             let mut out = Vec::with_capacity(copies);
             for _ in 0..copies {
+                let mut source: Vec<f64> = states.row(r).to_vec();
+                if mixing > 0.0 {
+                    let other = states.row(rng.random_range(0..states.nrows()));
+                    let w = rng.random_range(0.0..mixing);
+                    source
+                        .iter_mut()
+                        .zip(other)
+                        .for_each(|(a, b)| *a = (1.0 - w) * *a + w * b);
+                }
                 if let Some(c) = (0..MAX_ATTEMPTS).find_map(|_| {
-                    let c = perturb(&source, alpha, t_span, inert_span, &mut rng);
+                    let c = perturb(&source, alpha, pressure, t_span, inert_span, &mut rng);
                     elements.ratios_close(&source, &c, element_tolerance).then_some(c)
                 }) {
                     out.push(c);
@@ -308,11 +322,16 @@ pub fn perturbed_copies(
 }
 
 /// DFODE-kit's perturbation of one state.
-fn perturb(s: &[f64], alpha: f64, t_span: f64, inert_span: f64, rng: &mut StdRng) -> Vec<f64> {
+/// With `pressure > 0`, also `p -> p (1 + pressure u)` (not part of DFODE-kit's rule; the
+/// distillation copies move p so that pressures between the sampled ones are covered).
+fn perturb(s: &[f64], alpha: f64, pressure: f64, t_span: f64, inert_span: f64, rng: &mut StdRng) -> Vec<f64> {
     let mut u = || rng.random_range(-1.0..1.0);
     let last = s.len() - 1;
     let mut c = s.to_vec();
     c[0] = s[0] + alpha * u() * t_span;
+    if pressure > 0.0 {
+        c[1] = s[1] * (1.0 + pressure * u());
+    }
     for j in 2..last {
         c[j] = s[j].abs().powf(1.0 + alpha * u());
     }
@@ -405,7 +424,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let mut kept = 0;
         for _ in 0..200 {
-            let c = perturb(&s, 0.1, 500.0, 0.05, &mut rng);
+            let c = perturb(&s, 0.1, 0.0, 500.0, 0.05, &mut rng);
             assert!((c[2..].iter().sum::<f64>() - 1.0).abs() < 1e-12);
             assert!((c[0] - s[0]).abs() <= 50.0);
             if e.ratios_close(&s, &c, 0.2) {

@@ -186,6 +186,13 @@ pub struct Distillation {
     /// of keeping their true labels.
     #[serde(default)]
     pub teacher_only: bool,
+    /// Largest weight of the other state when a copy first mixes two training states (0: no
+    /// mixing), see [`crate::label::perturbed_copies`].
+    #[serde(default)]
+    pub mixing: f64,
+    /// Share by which the copies' pressure moves, `p -> p (1 + pressure u)` (0: kept).
+    #[serde(default)]
+    pub pressure: f64,
 }
 
 /// Adds `d.copies` perturbed copies of every training state of `prepared` (DFODE-kit's rule),
@@ -202,7 +209,16 @@ pub fn add_distillation(
         return Ok(0);
     }
     let states = data.state_in.select(Axis(0), &prepared.split.train);
-    let mut copies = crate::label::perturbed_copies(mech, states.view(), d.copies, d.alpha, 0.2, d.seed);
+    let mut copies = crate::label::perturbed_copies(
+        mech,
+        states.view(),
+        d.copies,
+        d.alpha,
+        d.pressure,
+        0.2,
+        d.mixing,
+        d.seed,
+    );
     if d.teacher_only {
         copies = ndarray::concatenate(Axis(0), &[states.view(), copies.view()]).expect("equal widths");
     }

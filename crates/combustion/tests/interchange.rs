@@ -200,6 +200,8 @@ fn distillation_adds_copies_labeled_by_the_original() {
         alpha: 0.1,
         seed: 4,
         teacher_only: false,
+        mixing: 0.0,
+        pressure: 0.0,
     };
     let added = add_distillation(&mut prepared, &data, &teacher, &mech, &d).unwrap();
     assert!(added > 2 * before && added <= 3 * before, "{added} of {}", 3 * before);

@@ -174,6 +174,8 @@ impl CondensationOverrides {
                     alpha: 0.1,
                     seed: c.retrain.seed + 1,
                     teacher_only: false,
+                    mixing: 0.0,
+                    pressure: 0.0,
                 })
             }
             (None, _) => {}

@@ -109,7 +109,7 @@ pub struct CondenseArgs {
     #[arg(long)]
     pub max_rounds: Option<usize>,
     /// Retrain also on N perturbed copies of every training state labeled by the original
-    /// network (distillation; imported models default to 15, 0 turns it off).
+    /// network (distillation; imported models default to 30, 0 turns it off).
     #[arg(long)]
     pub distill_copies: Option<usize>,
 }
