@@ -255,10 +255,21 @@ pub fn run(
         }
     };
 
+    // Distillation (when configured) adds original-labeled copies to the retraining rows of
+    // the condensation and of the baselines alike (equal budget, equal data).
+    let distilled = match &config.condensation.distillation {
+        Some(d) => {
+            let mut p = prepared.clone();
+            crate::train::add_distillation(&mut p, &data, &original, &mech, d)?;
+            Some(p)
+        }
+        None => None,
+    };
+    let retraining = distilled.as_ref().unwrap_or(&prepared);
     let t = std::time::Instant::now();
     let (condensed, reduction) = condense_stage(
         &original,
-        &prepared,
+        retraining,
         config,
         Destination::new(&paths.condensed(), git_revision),
         obs,
@@ -266,7 +277,7 @@ pub fn run(
     timed("condense", t);
 
     let t = std::time::Instant::now();
-    let comparison = baselines_stage(&original, &condensed, &reduction, &prepared, config, obs)?;
+    let comparison = baselines_stage(&original, &condensed, &reduction, retraining, config, obs)?;
     if config.baselines.is_some() {
         timed("baselines", t);
     }
