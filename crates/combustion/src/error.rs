@@ -86,6 +86,18 @@ pub(crate) fn h5(file: &str, path: &str) -> impl FnOnce(hdf5::Error) -> Combusti
     }
 }
 
+/// `Ok` when `v` is a positive finite number, else an option error naming `name`.
+pub(crate) fn positive(name: &'static str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(CombustionError::Option {
+            name,
+            message: format!("must be positive, got {v}"),
+        })
+    }
+}
+
 /// A layout error.
 pub(crate) fn layout(file: &str, path: &str, message: impl Into<String>) -> CombustionError {
     CombustionError::Layout {

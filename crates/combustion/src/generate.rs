@@ -117,16 +117,7 @@ impl GenerateConfig {
         range("phi-range", self.phi_range, 0.0)?;
         range("pressure-range", self.pressure_range_atm, 1e-6)?;
         range("temperature filter", self.temperature_filter, 0.0)?;
-        let positive = |name: &'static str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(CombustionError::Option {
-                    name,
-                    message: format!("must be positive, got {v}"),
-                })
-            }
-        };
+        use crate::error::positive;
         positive("dt", self.dt)?;
         positive("rtol", self.rtol)?;
         positive("atol", self.atol)?;

@@ -86,16 +86,7 @@ impl Default for LabelConfig {
 impl LabelConfig {
     /// Checks the ranges.
     pub fn validate(&self) -> Result<()> {
-        let positive = |name: &'static str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(CombustionError::Option {
-                    name,
-                    message: format!("must be positive, got {v}"),
-                })
-            }
-        };
+        use crate::error::positive;
         positive("dt", self.dt)?;
         positive("rtol", self.rtol)?;
         positive("atol", self.atol)?;

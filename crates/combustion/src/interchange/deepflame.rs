@@ -249,12 +249,7 @@ impl DeepFlameNet {
                 ),
             ));
         }
-        if !(contract.dt.is_finite() && contract.dt > 0.0) {
-            return Err(CombustionError::Option {
-                name: "dt",
-                message: format!("must be positive, got {} s", contract.dt),
-            });
-        }
+        crate::error::positive("dt", contract.dt)?;
         let layers = self
             .layers
             .iter()
