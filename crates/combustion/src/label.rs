@@ -108,6 +108,8 @@ pub struct LabelSummary {
     pub states: usize,
     /// Perturbed copies made.
     pub augmented: usize,
+    /// Draws the element-ratio check sent back (each redrawn).
+    pub redrawn: usize,
     /// Copies dropped by the element-ratio check after [`MAX_ATTEMPTS`] draws.
     pub rejected: usize,
     /// States the integrator could not advance.
@@ -122,8 +124,14 @@ impl LabelSummary {
     /// One line of text.
     pub fn describe(&self) -> String {
         format!(
-            "{} states, {} copies ({} dropped by the element-ratio check), {} failed, {} labeled rows in {:.1} s",
-            self.states, self.augmented, self.rejected, self.failed, self.labeled, self.wall_time_s
+            "{} states, {} copies ({} draws redrawn and {} copies dropped by the element-ratio check), {} failed, {} labeled rows in {:.1} s",
+            self.states,
+            self.augmented,
+            self.redrawn,
+            self.rejected,
+            self.failed,
+            self.labeled,
+            self.wall_time_s
         )
     }
 }
@@ -171,6 +179,7 @@ pub fn label(
     struct Out {
         rows: Vec<(Vec<f64>, Vec<f64>)>,
         augmented: usize,
+        redrawn: usize,
         rejected: usize,
         failed: usize,
     }
@@ -180,13 +189,13 @@ pub fn label(
             let source: Vec<f64> = fields.fields[d].1.row(r).to_vec();
             let mut rng = StdRng::seed_from_u64(row_seed(config.seed, d, r));
             let mut states = vec![source.clone()];
-            let mut rejected = 0;
+            let (mut rejected, mut redrawn) = (0, 0);
             for _ in 0..config.augment {
                 let copy = (0..MAX_ATTEMPTS).find_map(|_| {
                     let c = perturb(&source, config.alpha, 0.0, t_span, inert_span, &mut rng);
-                    elements
-                        .ratios_close(&source, &c, config.element_tolerance)
-                        .then_some(c)
+                    let ok = elements.ratios_close(&source, &c, config.element_tolerance);
+                    redrawn += usize::from(!ok);
+                    ok.then_some(c)
                 });
                 match copy {
                     Some(c) => states.push(c),
@@ -197,6 +206,7 @@ pub fn label(
             let mut out = Out {
                 rows: Vec::new(),
                 augmented,
+                redrawn,
                 rejected,
                 failed: 0,
             };
@@ -223,6 +233,7 @@ pub fn label(
     let (mut rows_in, mut rows_out, mut groups) = (Vec::new(), Vec::new(), Vec::new());
     for (i, (out, &(d, _))) in outs.into_iter().zip(&sources).enumerate() {
         summary.augmented += out.augmented;
+        summary.redrawn += out.redrawn;
         summary.rejected += out.rejected;
         summary.failed += out.failed;
         let group = match config.group_by {
@@ -400,6 +411,44 @@ fn row_seed(seed: u64, d: usize, r: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_do_not_depend_on_the_thread_count() {
+        let mech = Mechanism::embedded_h2o2().unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fixtures/dfode_h2_sample.h5");
+        let fields = crate::read_scalar_fields(&path, Some(&mech)).unwrap();
+        let config = LabelConfig {
+            augment: 2,
+            seed: 3,
+            ..Default::default()
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| label(&mech, "h2o2.yaml", &fields, &config, &|_, _| {}).unwrap())
+        };
+        let ((a, sa), (b, sb)) = (run(1), run(2));
+        assert_eq!(a, b);
+        assert_eq!((sa.augmented, sa.redrawn), (sb.augmented, sb.redrawn));
+        assert_eq!(sa.labeled, 220 * 3 - sa.rejected - sa.failed);
+        // Copies are grouped with their source dataset.
+        assert_eq!(
+            a.trajectory.iter().filter(|g| **g == 0).count(),
+            60 - sa.rejected.min(60)
+        );
+        // Another seed draws other copies.
+        let other = label(
+            &mech,
+            "h2o2.yaml",
+            &fields,
+            &LabelConfig {
+                seed: 4,
+                ..config.clone()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
+        assert_ne!(other.0.state_in, a.state_in);
+    }
 
     #[test]
     fn copies_keep_their_element_ratios_and_sum_to_one() {
