@@ -15,8 +15,8 @@
 # 5. PyTorch compares `combustion predict` with its own inference on the held-out states, and
 #    judges both checkpoints on the held-out labels.
 #
-# Needs the PyTorch venv of ../shared/tools/README.md-style set-up with h5py:
-#   PYTHON=/opt/torch-venv/bin/python scripts/h2_deepflame_reference.sh
+# Needs a Python with torch, numpy and h5py (for example a venv with `pip install torch h5py`):
+#   PYTHON=path/to/venv/bin/python scripts/h2_deepflame_reference.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
