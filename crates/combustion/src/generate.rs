@@ -252,6 +252,17 @@ struct TrajectoryOut {
     ignited: bool,
 }
 
+/// The label row `[T, p, Y...]` of an integrator step. Tiny negative mass fractions from the
+/// integrator are clipped; no renormalization, so species the chemistry leaves alone stay
+/// exactly equal.
+pub(crate) fn labeled_row(next: &kinetics::advance::Advanced) -> Vec<f64> {
+    let mut o = Vec::with_capacity(2 + next.mass_fractions.len());
+    o.push(next.temperature);
+    o.push(next.pressure);
+    o.extend(next.mass_fractions.iter().map(|v| v.max(0.0)));
+    o
+}
+
 /// Deterministic seed of trajectory `i` (SplitMix64 of the run seed and the index).
 fn trajectory_seed(seed: u64, i: usize) -> u64 {
     let mut z = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -468,14 +479,8 @@ fn trajectory(mech: &Mechanism, config: &GenerateConfig, index: usize) -> Result
                 if (next.temperature - t).abs() <= config.max_temperature_jump
                     && next.mass_fractions.iter().all(|v| v.is_finite()) =>
             {
-                let mut o = Vec::with_capacity(row.len());
-                o.push(next.temperature);
-                o.push(next.pressure);
-                // Tiny negative mass fractions from the integrator are clipped; no
-                // renormalization, so species the chemistry leaves alone stay exactly equal.
-                o.extend(next.mass_fractions.iter().map(|v| v.max(0.0)));
                 out.rows_in.push(row);
-                out.rows_out.push(o);
+                out.rows_out.push(labeled_row(&next));
                 out.phases.push(ph);
             }
             _ => out.dropped += 1,

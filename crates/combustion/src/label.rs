@@ -149,19 +149,14 @@ pub fn label(
     let start = std::time::Instant::now();
     let ns = mech.n_species();
     let width = 2 + ns;
-    let all = fields.stacked();
-    if all.nrows() == 0 {
+    if fields.fields.iter().all(|(_, a)| a.nrows() == 0) {
         return Err(CombustionError::Option {
             name: "input",
             message: "the file has no states in scalar_fields/".into(),
         });
     }
-    let range = |j: usize| {
-        let c = all.column(j);
-        c.fold(f64::NEG_INFINITY, |a, &b| a.max(b)) - c.fold(f64::INFINITY, |a, &b| a.min(b))
-    };
-    let (t_span, inert_span) = (range(0), range(width - 1));
-    let elements = ElementMatrix::new(mech);
+    let views: Vec<_> = fields.fields.iter().map(|(_, a)| a.view()).collect();
+    let drawer = Perturbation::new(mech, &views, config.alpha, 0.0, config.element_tolerance);
     let bdf = BdfConfig {
         rtol: config.rtol,
         atol: config.atol,
@@ -191,13 +186,7 @@ pub fn label(
             let mut states = vec![source.clone()];
             let (mut rejected, mut redrawn) = (0, 0);
             for _ in 0..config.augment {
-                let copy = (0..MAX_ATTEMPTS).find_map(|_| {
-                    let c = perturb(&source, config.alpha, 0.0, t_span, inert_span, &mut rng);
-                    let ok = elements.ratios_close(&source, &c, config.element_tolerance);
-                    redrawn += usize::from(!ok);
-                    ok.then_some(c)
-                });
-                match copy {
+                match drawer.draw(&source, &mut rng, &mut redrawn) {
                     Some(c) => states.push(c),
                     None => rejected += 1,
                 }
@@ -213,11 +202,7 @@ pub fn label(
             for s in states {
                 match advance_state(mech, config.operator, s[0], s[1], &s[2..], config.dt, &bdf) {
                     Ok(next) if next.mass_fractions.iter().all(|v| v.is_finite()) => {
-                        let mut o = Vec::with_capacity(width);
-                        o.push(next.temperature);
-                        o.push(next.pressure);
-                        o.extend(next.mass_fractions.iter().map(|v| v.max(0.0)));
-                        out.rows.push((s, o));
+                        out.rows.push((s, crate::generate::labeled_row(&next)));
                     }
                     _ => out.failed += 1,
                 }
@@ -288,12 +273,7 @@ pub fn perturbed_copies(
     seed: u64,
 ) -> Array2<f64> {
     let width = states.ncols();
-    let range = |j: usize| {
-        let c = states.column(j);
-        c.fold(f64::NEG_INFINITY, |a, &b| a.max(b)) - c.fold(f64::INFINITY, |a, &b| a.min(b))
-    };
-    let (t_span, inert_span) = (range(0), range(width - 1));
-    let elements = ElementMatrix::new(mech);
+    let drawer = Perturbation::new(mech, &[states], alpha, pressure, element_tolerance);
     let rows: Vec<Vec<f64>> = (0..states.nrows())
         .into_par_iter()
         .flat_map_iter(|r| {
@@ -309,10 +289,7 @@ pub fn perturbed_copies(
                         .zip(other)
                         .for_each(|(a, b)| *a = (1.0 - w) * *a + w * b);
                 }
-                if let Some(c) = (0..MAX_ATTEMPTS).find_map(|_| {
-                    let c = perturb(&source, alpha, pressure, t_span, inert_span, &mut rng);
-                    elements.ratios_close(&source, &c, element_tolerance).then_some(c)
-                }) {
+                if let Some(c) = drawer.draw(&source, &mut rng, &mut 0) {
                     out.push(c);
                 }
             }
@@ -321,6 +298,56 @@ pub fn perturbed_copies(
         .collect();
     let n = rows.len();
     Array2::from_shape_vec((n, width), rows.concat()).expect("row width")
+}
+
+/// DFODE-kit's perturbation rule with the ranges of a set of states and the element-ratio
+/// check: what `label` and [`perturbed_copies`] draw copies with.
+struct Perturbation {
+    alpha: f64,
+    pressure: f64,
+    t_span: f64,
+    inert_span: f64,
+    elements: ElementMatrix,
+    element_tolerance: f64,
+}
+
+impl Perturbation {
+    /// The rule with the ranges of T and the inert species over all rows of `sets`.
+    fn new(
+        mech: &Mechanism,
+        sets: &[ndarray::ArrayView2<f64>],
+        alpha: f64,
+        pressure: f64,
+        element_tolerance: f64,
+    ) -> Self {
+        let last = 1 + mech.n_species();
+        let span = |j: usize| {
+            let (lo, hi) = sets
+                .iter()
+                .flat_map(|a| a.column(j).to_vec())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            hi - lo
+        };
+        Perturbation {
+            alpha,
+            pressure,
+            t_span: span(0),
+            inert_span: span(last),
+            elements: ElementMatrix::new(mech),
+            element_tolerance,
+        }
+    }
+
+    /// A copy of `source` that passes the element-ratio check, drawing at most
+    /// [`MAX_ATTEMPTS`] times (`None` after that); adds the draws sent back to `redrawn`.
+    fn draw(&self, source: &[f64], rng: &mut StdRng, redrawn: &mut usize) -> Option<Vec<f64>> {
+        (0..MAX_ATTEMPTS).find_map(|_| {
+            let c = perturb(source, self.alpha, self.pressure, self.t_span, self.inert_span, rng);
+            let ok = self.elements.ratios_close(source, &c, self.element_tolerance);
+            *redrawn += usize::from(!ok);
+            ok.then_some(c)
+        })
+    }
 }
 
 /// DFODE-kit's perturbation of one state.

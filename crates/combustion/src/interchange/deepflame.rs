@@ -216,7 +216,11 @@ impl DeepFlameNet {
                     format!(
                         "{} values, the network has {n} {}",
                         v.len(),
-                        if n == n_in { "inputs" } else { "outputs" }
+                        if key.starts_with("data_in") {
+                            "inputs"
+                        } else {
+                            "outputs"
+                        }
                     ),
                 ));
             }

@@ -224,7 +224,8 @@ impl Value {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// The Python type's name, for errors.
+    pub fn kind(&self) -> &'static str {
         match self {
             Value::None => "None",
             Value::Bool(_) => "bool",

@@ -145,14 +145,10 @@ impl TorchFile {
             other => Err(bad(
                 &self.name,
                 what,
-                format!("expected a tensor or a numpy array, found {}", kind(other)),
+                format!("expected a tensor or a numpy array, found {}", other.kind()),
             )),
         }
     }
-}
-
-fn kind(v: &Value) -> String {
-    format!("{v:?}").chars().take(40).collect()
 }
 
 fn element(dtype: DType, b: &[u8]) -> Option<f64> {
