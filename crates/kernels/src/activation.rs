@@ -71,6 +71,44 @@ pub fn apply(act: Activation, v: &mut [f32]) {
     }
 }
 
+/// Multiplies each gradient `g[i]` (with respect to the activation's output) by the
+/// activation's derivative at the pre-activation `z[i]`: the backward pass of [`apply`].
+pub(crate) fn backward(act: Activation, z: &[f32], g: &mut [f32]) {
+    debug_assert_eq!(z.len(), g.len());
+    match act {
+        Activation::Gelu => {
+            // d/dz z Phi(z) = Phi(z) + z phi(z).
+            const INV_SQRT_2PI: f32 = 0.398_942_3;
+            for (g, &z) in g.iter_mut().zip(z) {
+                let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf = INV_SQRT_2PI * exp_nonpositive(-0.5 * z * z);
+                *g *= cdf + z * pdf;
+            }
+        }
+        Activation::GeluTanh => {
+            let c = 0.797_884_6_f32;
+            for (g, &z) in g.iter_mut().zip(z) {
+                let t = (c * (z + 0.044715 * z * z * z)).tanh();
+                *g *= 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * z * z);
+            }
+        }
+        Activation::Tanh => {
+            for (g, &z) in g.iter_mut().zip(z) {
+                let t = z.tanh();
+                *g *= 1.0 - t * t;
+            }
+        }
+        Activation::Relu => {
+            for (g, &z) in g.iter_mut().zip(z) {
+                if z <= 0.0 {
+                    *g = 0.0;
+                }
+            }
+        }
+        Activation::Identity => {}
+    }
+}
+
 /// Exact-erf GELU in place. On x86-64 CPUs with AVX2 and FMA (checked at run time) the same
 /// loop is compiled for 8 lanes (measured 1.9 -> 1.1 ns per element against the SSE2 build).
 pub(crate) fn gelu(v: &mut [f32]) {

@@ -1,4 +1,4 @@
-//! CPU kernels for dense layers, the bottom of the inference (and, next, training) stack.
+//! CPU kernels for dense layers, the bottom of the inference and training stack.
 //!
 //! A [`DenseStack`] holds a network's layers prepared once: weights packed into the layout
 //! the kernels want, the bias and the activation fused into each layer, buffers reused across
@@ -28,11 +28,14 @@ pub mod gemm_path;
 pub mod isa;
 #[cfg(feature = "onednn")]
 mod onednn;
+mod products;
 pub mod stack;
 mod sys;
+pub mod train;
 
 pub use activation::Activation;
 pub use error::{KernelError, Result};
 pub use gemm_path::{round_bf16, ROWS_PER_THREAD};
 pub use isa::Isa;
 pub use stack::{Backend, DenseStack, Layer, Precision, StackOptions};
+pub use train::{Dropout, Loss, MlpTrainer, TrainerOptions, Update};

@@ -146,7 +146,7 @@ impl OneDnnStack {
                     &self.engine,
                     &src_desc,
                     &w_any,
-                    &layer.bias_desc,
+                    Some(&layer.bias_desc),
                     &dst_desc,
                     eltwise(layer.activation),
                 )?;

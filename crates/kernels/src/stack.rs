@@ -217,7 +217,7 @@ fn onednn(_: &[Layer], _: Precision, _: usize) -> Result<Engine> {
     })
 }
 
-fn check_layers(layers: &[Layer]) -> Result<()> {
+pub(crate) fn check_layers(layers: &[Layer]) -> Result<()> {
     if layers.is_empty() {
         return Err(KernelError::shape("DenseStack::new", "at least one layer", 0));
     }

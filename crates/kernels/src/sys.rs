@@ -62,6 +62,73 @@ pub(crate) fn gemm_bias(
     Ok(())
 }
 
+/// `c (m x n) = op(a) (m x k) * op(b) (k x n)`, all row-major, where `op(a)` is `a` stored as
+/// `m x k`, or (with `a_trans`) the transpose of `a` stored as `k x m`; likewise `b`. With
+/// `accumulate` the product is added to `c`. `threads` > 1 splits the product.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided(
+    (m, n, k): (usize, usize, usize),
+    c: &mut [f32],
+    a: &[f32],
+    a_trans: bool,
+    b: &[f32],
+    b_trans: bool,
+    accumulate: bool,
+    threads: usize,
+) -> Result<()> {
+    if c.len() != m * n || a.len() != m * k || b.len() != k * n {
+        return Err(KernelError::shape(
+            "gemm",
+            format!("{} / {} / {} values", m * n, m * k, k * n),
+            format!("{} / {} / {}", c.len(), a.len(), b.len()),
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return Ok(());
+    }
+    // (column stride, row stride) of each operand as read.
+    let (a_cs, a_rs) = if a_trans { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if b_trans { (k as isize, 1) } else { (1, n as isize) };
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `a` holds m*k values and is read at (i, p) -> i*a_rs + p*a_cs < m*k for i < m,
+    // p < k in both layouts; likewise `b` (k*n values) and `c` (m*n values, row stride n, unit
+    // column stride). `c` is a unique borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
 /// The exact-erf GELU in place, on the AVX2 + FMA build of the loop when the CPU has both.
 pub(crate) fn gelu_dispatched(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -220,6 +287,9 @@ pub(crate) mod dnnl {
         #[link(name = "gomp")]
         extern "C" {
             pub fn omp_set_num_threads(n: c_int);
+            pub fn omp_get_thread_num() -> c_int;
+            pub fn omp_get_num_threads() -> c_int;
+            pub fn GOMP_parallel(f: extern "C" fn(*mut c_void), data: *mut c_void, num_threads: c_uint, flags: c_uint);
         }
     }
 
@@ -318,6 +388,55 @@ pub(crate) mod dnnl {
     pub fn set_threads(n: usize) {
         // SAFETY: sets an OpenMP control variable of the calling thread.
         unsafe { ffi::omp_set_num_threads(n.clamp(1, i32::MAX as usize) as c_int) }
+    }
+
+    /// Runs `f(task)` for every task in `0..tasks` on a team of `threads` OpenMP threads, the
+    /// team oneDNN's kernels run on (rayon's threads would compete with its spinning workers
+    /// for the cores). Each thread takes one contiguous block of tasks.
+    pub fn parallel_for(threads: usize, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        struct Job<'a> {
+            f: &'a (dyn Fn(usize) + Sync),
+            tasks: usize,
+            panicked: std::sync::atomic::AtomicBool,
+        }
+        extern "C" fn run(data: *mut c_void) {
+            // SAFETY: `data` is the `Job` below, alive until GOMP_parallel returns; it is only
+            // read (the flag is atomic).
+            let job = unsafe { &*(data as *const Job) };
+            // SAFETY: plain queries of the OpenMP runtime inside a parallel region.
+            let (id, n) = unsafe { (omp_get_thread_num() as usize, omp_get_num_threads().max(1) as usize) };
+            let per = job.tasks.div_ceil(n);
+            let work = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for t in id * per..((id + 1) * per).min(job.tasks) {
+                    (job.f)(t);
+                }
+            }));
+            if work.is_err() {
+                job.panicked.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        use ffi::{omp_get_num_threads, omp_get_thread_num};
+        if tasks == 0 {
+            return;
+        }
+        let job = Job {
+            f,
+            tasks,
+            panicked: std::sync::atomic::AtomicBool::new(false),
+        };
+        // SAFETY: `run` catches every panic (none unwinds into C); `job` outlives the call,
+        // which returns after every thread of the team finished `run`.
+        unsafe {
+            ffi::GOMP_parallel(
+                run,
+                &job as *const Job as *mut c_void,
+                threads.clamp(1, u32::MAX as usize) as c_uint,
+                0,
+            )
+        };
+        if job.panicked.into_inner() {
+            panic!("a task of an OpenMP parallel loop panicked");
+        }
     }
 
     /// A CPU engine.
@@ -518,19 +637,25 @@ pub(crate) mod dnnl {
     unsafe impl Send for PrimitiveDesc {}
 
     impl PrimitiveDesc {
-        /// `dst = src * weights + bias`, then `post` (if any), for 2-D tensors.
+        /// `dst = src * weights (+ bias)`, then `post` (if any), for 2-D tensors.
         pub fn matmul(
             engine: &Engine,
             src: &MemoryDesc,
             weights: &MemoryDesc,
-            bias: &MemoryDesc,
+            bias: Option<&MemoryDesc>,
             dst: &MemoryDesc,
             post: Option<Eltwise>,
         ) -> Result<Self> {
             let mut desc = ffi::dnnl_matmul_desc_t([0; 2800]);
             // SAFETY: writes the op descriptor from four initialized memory descriptors.
             check("dnnl_matmul_desc_init", unsafe {
-                ffi::dnnl_matmul_desc_init(&mut desc, &src.0, &weights.0, &bias.0, &dst.0)
+                ffi::dnnl_matmul_desc_init(
+                    &mut desc,
+                    &src.0,
+                    &weights.0,
+                    bias.map_or(std::ptr::null(), |b| &b.0),
+                    &dst.0,
+                )
             })?;
             let mut attr = std::ptr::null_mut();
             // SAFETY: `attr` receives a new handle, destroyed below.
@@ -669,6 +794,89 @@ pub(crate) mod dnnl {
                 ffi::dnnl_primitive_execute(self.0, stream.0, args.len() as c_int, args.as_ptr())
             })?;
             stream.wait()
+        }
+    }
+
+    /// A caller's buffer handed to a primitive for one call.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Buf<'a> {
+        /// f32 values.
+        F32(&'a [f32]),
+        /// bf16 values (their bits).
+        Bf16(&'a [u16]),
+    }
+
+    impl Buf<'_> {
+        fn bytes(&self) -> (usize, *mut c_void) {
+            match self {
+                Buf::F32(v) => (std::mem::size_of_val(*v), v.as_ptr() as *mut c_void),
+                Buf::Bf16(v) => (std::mem::size_of_val(*v), v.as_ptr() as *mut c_void),
+            }
+        }
+    }
+
+    /// A memory over a caller's storage, destroyed on drop (the storage is not freed).
+    struct Borrowed(ffi::dnnl_memory_t);
+
+    impl Borrowed {
+        /// Checks that `bytes` cover the descriptor before wrapping `ptr`.
+        fn new(desc: &MemoryDesc, engine: &Engine, bytes: usize, ptr: *mut c_void) -> Result<Self> {
+            if bytes < desc.size() {
+                return Err(KernelError::shape("oneDNN buffer", format!("{} bytes", desc.size()), bytes));
+            }
+            let mut m = std::ptr::null_mut();
+            // SAFETY: `ptr` points to at least desc.size() bytes (checked), which the caller
+            // keeps borrowed for as long as this memory lives (the duration of one execute).
+            check("dnnl_memory_create", unsafe {
+                ffi::dnnl_memory_create(&mut m, &desc.0, engine.0, ptr)
+            })?;
+            Ok(Borrowed(m))
+        }
+    }
+
+    impl Drop for Borrowed {
+        fn drop(&mut self) {
+            // SAFETY: created by dnnl_memory_create with a user handle; destroying it does not
+            // free the handle.
+            unsafe { ffi::dnnl_memory_destroy(self.0) };
+        }
+    }
+
+    impl Primitive {
+        /// Runs on `stream` with the caller's buffers: each input `(argument, layout, data)`
+        /// read, the f32 output written; every buffer must cover its layout's bytes.
+        pub fn execute_on(
+            &self,
+            engine: &Engine,
+            stream: &Stream,
+            inputs: &[(c_int, &MemoryDesc, Buf)],
+            output: (c_int, &MemoryDesc, &mut [f32]),
+        ) -> Result<()> {
+            let mut held = Vec::with_capacity(inputs.len() + 1);
+            let mut args = Vec::with_capacity(inputs.len() + 1);
+            for (arg, desc, buf) in inputs {
+                let (bytes, ptr) = buf.bytes();
+                let m = Borrowed::new(desc, engine, bytes, ptr)?;
+                args.push(ffi::dnnl_exec_arg_t { arg: *arg, memory: m.0 });
+                held.push(m);
+            }
+            let (arg, desc, out) = output;
+            let m = Borrowed::new(
+                desc,
+                engine,
+                std::mem::size_of_val(out),
+                out.as_mut_ptr() as *mut c_void,
+            )?;
+            args.push(ffi::dnnl_exec_arg_t { arg, memory: m.0 });
+            held.push(m);
+            // SAFETY: every memory wraps a live buffer of enough bytes, borrowed for this call
+            // (the output uniquely); oneDNN only reads the inputs.
+            check("dnnl_primitive_execute", unsafe {
+                ffi::dnnl_primitive_execute(self.0, stream.0, args.len() as c_int, args.as_ptr())
+            })?;
+            let waited = stream.wait();
+            drop(held);
+            waited
         }
     }
 
