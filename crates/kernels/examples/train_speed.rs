@@ -35,7 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             bias: &data[l].1,
             in_dim: widths[l],
             out_dim: widths[l + 1],
-            activation: if l + 1 == n { Activation::Identity } else { Activation::Gelu },
+            activation: if l + 1 == n {
+                Activation::Identity
+            } else {
+                Activation::Gelu
+            },
         })
         .collect();
     let options = TrainerOptions {

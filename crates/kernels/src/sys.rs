@@ -822,7 +822,11 @@ pub(crate) mod dnnl {
         /// Checks that `bytes` cover the descriptor before wrapping `ptr`.
         fn new(desc: &MemoryDesc, engine: &Engine, bytes: usize, ptr: *mut c_void) -> Result<Self> {
             if bytes < desc.size() {
-                return Err(KernelError::shape("oneDNN buffer", format!("{} bytes", desc.size()), bytes));
+                return Err(KernelError::shape(
+                    "oneDNN buffer",
+                    format!("{} bytes", desc.size()),
+                    bytes,
+                ));
             }
             let mut m = std::ptr::null_mut();
             // SAFETY: `ptr` points to at least desc.size() bytes (checked), which the caller

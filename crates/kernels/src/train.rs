@@ -339,7 +339,11 @@ impl MlpTrainer {
         if x.len() != rows * in_dim || y.len() != rows * out_dim || rows == 0 {
             return Err(KernelError::shape(
                 "MlpTrainer::step",
-                format!("{} inputs and {} targets ({rows} rows, at least one)", rows * in_dim, rows * out_dim),
+                format!(
+                    "{} inputs and {} targets ({rows} rows, at least one)",
+                    rows * in_dim,
+                    rows * out_dim
+                ),
                 format!("{} and {}", x.len(), y.len()),
             ));
         }
@@ -524,7 +528,10 @@ impl MlpTrainer {
             }
             // dH = dZ W, then dZ of the layer below = dH * keep / (1 - p) * act'(Z).
             let (dz, w) = if layer.half {
-                (Operand::bf16(&layer.dz16[..size], false), Operand::bf16(&layer.w16, false))
+                (
+                    Operand::bf16(&layer.dz16[..size], false),
+                    Operand::bf16(&layer.w16, false),
+                )
             } else {
                 (Operand::f32(&layer.dz[..size], false), Operand::f32(&layer.w, false))
             };
@@ -539,7 +546,10 @@ impl MlpTrainer {
                 &below.keep[..size_below],
                 &mut below.dz[..size_below],
             );
-            let items: Vec<_> = g.chunks_mut(CHUNK).zip(z.chunks(CHUNK).zip(keep.chunks(CHUNK))).collect();
+            let items: Vec<_> = g
+                .chunks_mut(CHUNK)
+                .zip(z.chunks(CHUNK).zip(keep.chunks(CHUNK)))
+                .collect();
             team.run(items, |(g, (z, keep))| {
                 if let Some(s) = scale {
                     for (g, &k) in g.iter_mut().zip(keep) {

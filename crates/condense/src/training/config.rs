@@ -8,6 +8,7 @@
 //! - [`Schedule::Step`]: `lr * factor^(epoch / every)` (the DeePODE recipe: x0.5 every 1000
 //!   epochs).
 
+use kernels::Precision;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CondenseError, Result};
@@ -101,6 +102,15 @@ pub struct TrainConfig {
     pub dropout: f64,
     /// Seed of the batch order, dropout masks and augmentation.
     pub seed: u64,
+    /// The arithmetic of an MLP's matrix products in training: f32, or bf16 products with
+    /// f32 accumulation, master weights and optimizer state (mixed precision). Not written
+    /// when f32, so that earlier files and checkpoint fingerprints stay the same.
+    #[serde(default, skip_serializing_if = "is_f32")]
+    pub precision: Precision,
+}
+
+fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
 }
 
 /// The stored form of a [`TrainConfig`], current or earlier.
@@ -119,6 +129,8 @@ struct TrainConfigFile {
     final_lr_fraction: Option<f64>,
     step_decay: Option<(usize, f64)>,
     weight_decay: Option<f64>,
+    #[serde(default)]
+    precision: Precision,
 }
 
 impl From<TrainConfigFile> for TrainConfig {
@@ -138,6 +150,7 @@ impl From<TrainConfigFile> for TrainConfig {
             loss: f.loss,
             dropout: f.dropout,
             seed: f.seed,
+            precision: f.precision,
         }
     }
 }
@@ -153,6 +166,7 @@ impl Default for TrainConfig {
             loss: LossKind::Mse,
             dropout: 0.0,
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }

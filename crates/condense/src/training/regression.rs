@@ -1,26 +1,28 @@
 //! Supervised regression of an [`Mlp`] on the shared training driver ([`super::fit`]), and a
 //! [`Retrainer`] for regression tasks.
 //!
-//! The loss is mean-squared or mean-absolute ([`LossKind`]); optional dropout on the hidden
-//! activations (a condensation-promoting regularizer) draws its masks from a generator seeded
-//! by the run seed, the step and the layer, so a run is reproducible from its
-//! [`TrainConfig`] and a resumed run ends with exactly the weights of an uninterrupted one.
+//! Steps run on the fused trainer of the `kernels` crate ([`kernels::MlpTrainer`]: products
+//! on oneDNN or gemm, a hand-written backward pass, the optimizer over f32 master weights, f32
+//! or bf16 products by [`TrainConfig::precision`]); candle's autograd is the reference its
+//! tests compare with. The loss is mean-squared or mean-absolute ([`LossKind`]); optional
+//! dropout on the hidden activations (a condensation-promoting regularizer) draws its masks
+//! from a hash of the run seed, the step, the layer and the element, so a run is reproducible
+//! from its [`TrainConfig`] and a resumed run ends with exactly the weights of an
+//! uninterrupted one.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use candle_core::{DType, Device, Tensor};
+use kernels::{Dropout, Layer, Loss, MlpTrainer, TrainerOptions, Update};
 
 use crate::error::{CondenseError, Result};
 use crate::network::{Activation, DenseLayer, Init, Mlp};
 use crate::strategy::Retrainer;
-use crate::training::config::{LossKind, TrainConfig};
+use crate::training::config::{LossKind, Optimizer, TrainConfig};
 use crate::training::fit::{
     fit, Checkpointing, Evaluation, FitOptions, Learner, StepOutput, StepProgress, TrainHistory,
 };
-use crate::training::optim::{OptimizerState, Param};
 
 impl LossKind {
     /// Mean loss between predictions and targets of equal shape (regression losses only).
@@ -103,22 +105,32 @@ impl Regression {
     }
 }
 
-/// Mean loss of `mlp` on `data`, evaluated in chunks.
+/// Mean loss of `mlp` on `data`, on the fast inference path in f32 ([`crate::FastMlp`]),
+/// summed in f64.
 pub fn evaluate(mlp: &Mlp, data: &Regression, loss: LossKind) -> Result<f64> {
-    use candle_core::Module;
-    let (x, y) = (data.x(), data.y());
+    kernel_loss(loss)?;
+    let mut fast = crate::FastMlp::new(mlp)?;
+    let (x, y) = (values(data.x())?, values(data.y())?);
+    let (d_in, d_out) = (fast.in_dim(), fast.out_dim());
     let n = data.len();
     let chunk = 8192;
     let mut total = 0f64;
-    let mut start = 0;
-    while start < n {
+    for start in (0..n).step_by(chunk) {
         let len = chunk.min(n - start);
-        let pred = mlp.forward(&x.narrow(0, start, len)?)?;
-        let l: f32 = loss.compute(&pred, &y.narrow(0, start, len)?)?.to_scalar()?;
-        total += l as f64 * len as f64;
-        start += len;
+        let pred = fast.forward(&x[start * d_in..(start + len) * d_in], len)?;
+        total += pred
+            .iter()
+            .zip(&y[start * d_out..(start + len) * d_out])
+            .map(|(&p, &t)| {
+                let e = (p - t) as f64;
+                match loss {
+                    LossKind::L1 => e.abs(),
+                    _ => e * e,
+                }
+            })
+            .sum::<f64>();
     }
-    Ok(total / n as f64)
+    Ok(total / (n * d_out) as f64)
 }
 
 /// What the optional parts of a regression run do.
@@ -177,83 +189,153 @@ pub fn train_with(
     Ok((learner.mlp()?, fitted.history))
 }
 
-/// An [`Mlp`] with its AdamW (or SGD) state and regression data.
+/// An [`Mlp`] on the fused trainer ([`kernels::MlpTrainer`]: hand-written backward pass,
+/// AdamW or SGD, f32 or bf16 products), with its regression data as row-major buffers.
 struct MlpLearner<'a> {
-    params: Vec<Param>,
+    trainer: MlpTrainer,
     activations: Vec<Activation>,
-    optimizer: OptimizerState,
-    data: &'a Regression,
+    device: Device,
+    /// Training inputs and targets, row-major.
+    x: Vec<f32>,
+    y: Vec<f32>,
     valid: Option<&'a Regression>,
+    /// The batch being trained on.
+    batch_x: Vec<f32>,
+    batch_y: Vec<f32>,
     loss: LossKind,
     dropout: f64,
     seed: u64,
+    adam: bool,
     best: Option<Mlp>,
 }
 
+/// The layers of `mlp` as row-major buffers (weights, bias).
+fn layer_values(mlp: &Mlp) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    mlp.layers()
+        .iter()
+        .map(|l| Ok((l.weight().flatten_all()?.to_vec1()?, l.bias().to_vec1()?)))
+        .collect()
+}
+
+/// A trainer starting from `mlp` with `config`'s optimizer and precision.
+pub(crate) fn trainer_for(mlp: &Mlp, config: &TrainConfig) -> Result<MlpTrainer> {
+    let values = layer_values(mlp)?;
+    let layers: Vec<Layer> = mlp
+        .layers()
+        .iter()
+        .zip(&values)
+        .map(|(l, (w, b))| Layer {
+            weight: w,
+            bias: b,
+            in_dim: l.in_dim(),
+            out_dim: l.out_dim(),
+            activation: l.activation(),
+        })
+        .collect();
+    let update = match config.optimizer {
+        Optimizer::AdamW { weight_decay } => Update::AdamW {
+            weight_decay: weight_decay as f32,
+        },
+        Optimizer::Sgd { momentum, weight_decay } => Update::Sgd {
+            momentum: momentum as f32,
+            weight_decay: weight_decay as f32,
+        },
+    };
+    let options = TrainerOptions {
+        precision: config.precision,
+        ..Default::default()
+    };
+    Ok(MlpTrainer::new(&layers, update, options)?)
+}
+
+fn kernel_loss(loss: LossKind) -> Result<Loss> {
+    match loss {
+        LossKind::Mse => Ok(Loss::Mse),
+        LossKind::L1 => Ok(Loss::L1),
+        LossKind::CrossEntropy => Err(CondenseError::option(
+            "train.loss",
+            "an MLP regression trains with mse or l1",
+        )),
+    }
+}
+
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1()?)
+}
+
 impl<'a> MlpLearner<'a> {
-    fn new(mlp: &Mlp, data: &'a Regression, valid: Option<&'a Regression>, config: &TrainConfig) -> Result<Self> {
-        let mut params = Vec::new();
-        for (l, layer) in mlp.layers().iter().enumerate() {
-            for (what, t) in [("weight", layer.weight()), ("bias", layer.bias())] {
-                params.push(Param {
-                    name: Mlp::tensor_name(l, what),
-                    var: Var::from_tensor(t)?,
-                    decay: true,
-                });
-            }
-        }
+    fn new(mlp: &Mlp, data: &Regression, valid: Option<&'a Regression>, config: &TrainConfig) -> Result<Self> {
+        kernel_loss(config.loss)?;
         Ok(MlpLearner {
-            optimizer: OptimizerState::new(config.optimizer, &params)?,
-            params,
+            trainer: trainer_for(mlp, config)?,
             activations: mlp.activations(),
-            data,
+            device: mlp.device().clone(),
+            x: values(data.x())?,
+            y: values(data.y())?,
             valid,
+            batch_x: Vec::new(),
+            batch_y: Vec::new(),
             loss: config.loss,
             dropout: config.dropout,
             seed: config.seed,
+            adam: matches!(config.optimizer, Optimizer::AdamW { .. }),
             best: None,
         })
     }
 
     fn mlp(&self) -> Result<Mlp> {
+        let widths = self.trainer.widths();
         Mlp::new(
-            self.params
-                .chunks(2)
-                .zip(&self.activations)
-                .map(|(wb, act)| DenseLayer::new(wb[0].var.as_tensor().detach(), wb[1].var.as_tensor().detach(), *act))
+            (0..self.trainer.layers())
+                .map(|l| {
+                    let (w, b) = self.trainer.weights(l);
+                    DenseLayer::new(
+                        Tensor::from_slice(w, (widths[l + 1], widths[l]), &self.device)?,
+                        Tensor::from_slice(b, widths[l + 1], &self.device)?,
+                        self.activations[l],
+                    )
+                })
                 .collect::<Result<Vec<_>>>()?,
         )
+    }
+
+    fn set_weights(&mut self, mlp: &Mlp) -> Result<()> {
+        for (l, (w, b)) in layer_values(mlp)?.iter().enumerate() {
+            self.trainer.set_weights(l, w, b)?;
+        }
+        Ok(())
     }
 }
 
 impl Learner for MlpLearner<'_> {
     fn samples(&self) -> usize {
-        self.data.len()
+        self.y.len() / self.trainer.widths().last().copied().unwrap_or(1)
     }
 
     fn step(&mut self, rows: &[u32], lr: f64, step: usize) -> Result<StepOutput> {
-        let device = self.data.x().device().clone();
-        let idx = Tensor::from_slice(rows, rows.len(), &device)?;
-        let mut h = self.data.x().index_select(&idx, 0)?;
-        let last = self.activations.len() - 1;
-        for (l, (wb, act)) in self.params.chunks(2).zip(&self.activations).enumerate() {
-            h = crate::network::mlp::activate(
-                *act,
-                &h.matmul(&wb[0].var.as_tensor().t()?)?
-                    .broadcast_add(wb[1].var.as_tensor())?,
-            )?;
-            if self.dropout > 0.0 && l < last {
-                let mask = dropout_mask(h.dims(), self.dropout, self.seed, step, l, &device)?;
-                h = (h * mask)?;
-            }
+        let widths = self.trainer.widths();
+        let (d_in, d_out) = (widths[0], widths[widths.len() - 1]);
+        self.batch_x.clear();
+        self.batch_y.clear();
+        for &r in rows {
+            let r = r as usize;
+            self.batch_x.extend_from_slice(&self.x[r * d_in..(r + 1) * d_in]);
+            self.batch_y.extend_from_slice(&self.y[r * d_out..(r + 1) * d_out]);
         }
-        let loss = self.loss.compute(&h, &self.data.y().index_select(&idx, 0)?)?;
-        let grads = loss.backward()?;
-        self.optimizer.step(&self.params, &grads, lr)?;
-        Ok(StepOutput {
-            loss: loss.to_scalar::<f32>()? as f64,
-            correct: None,
-        })
+        let dropout = (self.dropout > 0.0).then_some(Dropout {
+            p: self.dropout as f32,
+            seed: self.seed,
+        });
+        let loss = self.trainer.step(
+            &self.batch_x,
+            &self.batch_y,
+            rows.len(),
+            kernel_loss(self.loss)?,
+            lr as f32,
+            dropout,
+            step,
+        )?;
+        Ok(StepOutput { loss, correct: None })
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
@@ -268,8 +350,29 @@ impl Learner for MlpLearner<'_> {
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>> {
-        let mut map = self.mlp()?.named_tensors();
-        map.extend(self.optimizer.tensors(&self.params, self.data.x().device())?);
+        let mlp = self.mlp()?;
+        let mut map = mlp.named_tensors();
+        map.insert(
+            "optim.t".to_string(),
+            Tensor::new(&[self.trainer.steps() as u32], &self.device)?,
+        );
+        for (l, layer) in mlp.layers().iter().enumerate() {
+            let [mw, mb, vw, vb] = self.trainer.moments(l);
+            let shapes = [layer.weight().dims().to_vec(), layer.bias().dims().to_vec()];
+            let mut put = |kind: &str, what: &str, v: &[f32], shape: &[usize]| -> Result<()> {
+                map.insert(
+                    format!("optim.{kind}.{}", Mlp::tensor_name(l, what)),
+                    Tensor::from_slice(v, shape, &self.device)?,
+                );
+                Ok(())
+            };
+            put("m", "weight", mw, &shapes[0])?;
+            put("m", "bias", mb, &shapes[1])?;
+            if self.adam {
+                put("v", "weight", vw, &shapes[0])?;
+                put("v", "bias", vb, &shapes[1])?;
+            }
+        }
         if let Some(best) = &self.best {
             for (k, t) in best.named_tensors() {
                 map.insert(format!("best.{k}"), t);
@@ -285,77 +388,83 @@ impl Learner for MlpLearner<'_> {
                 message: format!("missing tensor '{k}'"),
             })
         };
-        for p in &self.params {
-            let t = get(&p.name)?;
-            if t.dims() != p.var.dims() {
-                return Err(CondenseError::Format {
-                    path: source.to_path_buf(),
-                    message: format!(
-                        "tensor '{}' has shape {:?}, expected {:?}",
-                        p.name,
-                        t.dims(),
-                        p.var.dims()
-                    ),
-                });
-            }
-            p.var.set(&t)?;
-        }
-        self.optimizer
-            .restore(&self.params, state, &source.display().to_string())?;
-        self.best = if state.contains_key("best.layers.0.weight") {
-            let layers = (0..self.activations.len())
+        let widths = self.trainer.widths();
+        let activations = self.activations.clone();
+        let layers = |prefix: &str| -> Result<Mlp> {
+            let layers = (0..activations.len())
                 .map(|l| {
-                    DenseLayer::new(
-                        get(&format!("best.{}", Mlp::tensor_name(l, "weight")))?,
-                        get(&format!("best.{}", Mlp::tensor_name(l, "bias")))?,
-                        self.activations[l],
-                    )
+                    let w = get(&format!("{prefix}{}", Mlp::tensor_name(l, "weight")))?;
+                    let b = get(&format!("{prefix}{}", Mlp::tensor_name(l, "bias")))?;
+                    if w.dims() != [widths[l + 1], widths[l]] || b.dims() != [widths[l + 1]] {
+                        return Err(CondenseError::Format {
+                            path: source.to_path_buf(),
+                            message: format!(
+                                "tensor '{prefix}{}' has shape {:?}, expected {:?}",
+                                Mlp::tensor_name(l, "weight"),
+                                w.dims(),
+                                [widths[l + 1], widths[l]]
+                            ),
+                        });
+                    }
+                    DenseLayer::new(w, b, activations[l])
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Some(Mlp::new(layers)?)
+            Mlp::new(layers)
+        };
+        let current = layers("")?;
+        let best = if state.contains_key("best.layers.0.weight") {
+            Some(layers("best.")?)
         } else {
             None
         };
+        self.set_weights(&current)?;
+        let t = get("optim.t")?.to_vec1::<u32>()?.first().copied().unwrap_or(0) as usize;
+        let mut moments = Vec::new();
+        for l in 0..self.activations.len() {
+            let mut four = Vec::with_capacity(4);
+            for (kind, what) in [("m", "weight"), ("m", "bias"), ("v", "weight"), ("v", "bias")] {
+                let name = format!("optim.{kind}.{}", Mlp::tensor_name(l, what));
+                let want = if what == "weight" {
+                    widths[l] * widths[l + 1]
+                } else {
+                    widths[l + 1]
+                };
+                let v = match state.get(&name) {
+                    Some(t) => values(t)?,
+                    None if kind == "v" && !self.adam => vec![0.0; want],
+                    None => return Err(get(&name).unwrap_err()),
+                };
+                if v.len() != want {
+                    return Err(CondenseError::Format {
+                        path: source.to_path_buf(),
+                        message: format!("tensor '{name}' has {} values, expected {want}", v.len()),
+                    });
+                }
+                four.push(v);
+            }
+            moments.push(four);
+        }
+        let refs: Vec<[&[f32]; 4]> = moments
+            .iter()
+            .map(|m| [&m[0][..], &m[1][..], &m[2][..], &m[3][..]])
+            .collect();
+        self.trainer.set_moments(t, &refs)?;
+        self.best = best;
         Ok(())
     }
 
     fn keep_best(&mut self) -> Result<()> {
-        // A deep copy: the variables are updated in place, so tensors sharing their storage
-        // would follow the training instead of keeping this epoch's weights.
-        let layers = self
-            .mlp()?
-            .layers()
-            .iter()
-            .map(|l| DenseLayer::new(l.weight().copy()?, l.bias().copy()?, l.activation()))
-            .collect::<Result<Vec<_>>>()?;
-        self.best = Some(Mlp::new(layers)?);
+        // `mlp()` copies the trainer's weights into new tensors.
+        self.best = Some(self.mlp()?);
         Ok(())
     }
 
     fn use_best(&mut self) -> Result<()> {
         if let Some(best) = self.best.take() {
-            for (p, t) in self
-                .params
-                .iter()
-                .zip(best.layers().iter().flat_map(|l| [l.weight(), l.bias()]))
-            {
-                p.var.set(t)?;
-            }
+            self.set_weights(&best)?;
         }
         Ok(())
     }
-}
-
-/// An inverted-dropout mask `(shape)`: 0 with probability `p`, else `1/(1-p)`; seeded by the
-/// run seed, the step and the layer.
-fn dropout_mask(shape: &[usize], p: f64, seed: u64, step: usize, layer: usize, device: &Device) -> Result<Tensor> {
-    let mut rng = StdRng::seed_from_u64(seed ^ ((step as u64) << 8) ^ (layer as u64).wrapping_mul(0x9E37_79B9));
-    let keep = (1.0 / (1.0 - p)) as f32;
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
-        .collect();
-    Ok(Tensor::from_vec(v, shape, device)?)
 }
 
 /// A [`Retrainer`] for regression tasks: retrains on `train` with `config` (the epochs given
