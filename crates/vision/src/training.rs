@@ -51,6 +51,7 @@ impl Default for ImageTraining {
                 loss: LossKind::CrossEntropy,
                 dropout: 0.0,
                 seed: 0,
+                precision: Default::default(),
             },
             augment: true,
         }

@@ -44,6 +44,7 @@ fn learns_and_resumes_exactly() {
                 final_fraction: 0.0,
             },
             seed: 11,
+            precision: Default::default(),
             ..base.train
         },
         augment: true,
