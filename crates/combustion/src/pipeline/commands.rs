@@ -44,6 +44,9 @@ pub struct TrainOverrides {
     pub learning_rate: Option<f64>,
     /// Dropout on the hidden activations.
     pub dropout: Option<f64>,
+    /// The arithmetic of the training's matrix products (the original's and, in a whole run,
+    /// the condensation's retraining): f32, or bf16 products with f32 master weights.
+    pub precision: Option<kernels::Precision>,
 }
 
 impl TrainOverrides {
@@ -70,6 +73,10 @@ impl TrainOverrides {
                 return Err(option("dropout", format!("must lie in [0, 1), got {p}")));
             }
             s.train.dropout = p;
+        }
+        if let Some(p) = self.precision {
+            s.train.precision = p;
+            config.condensation.retrain.precision = p;
         }
         Ok(())
     }

@@ -101,6 +101,13 @@ pub struct TrainHistory {
     /// Whether early stopping ended the run.
     #[serde(default)]
     pub stopped_early: bool,
+    /// Optimizer steps taken, summed over resumed chunks.
+    #[serde(default)]
+    pub steps: usize,
+    /// Wall time spent inside the optimizer steps alone (no evaluation, checkpoints or
+    /// progress), summed over resumed chunks [s]: `step_time_s / steps` is the time per step.
+    #[serde(default)]
+    pub step_time_s: f64,
 }
 
 impl TrainHistory {
@@ -224,7 +231,10 @@ pub fn fit(
             let start = pos.step_in_epoch * batch;
             let rows = &index[start..(start + batch).min(n)];
             let lr = config.learning_rate_at(epoch, pos.step, total_steps);
+            let step_started = std::time::Instant::now();
             let out = learner.step(rows, lr, pos.step)?;
+            pos.history.step_time_s += step_started.elapsed().as_secs_f64();
+            pos.history.steps += 1;
             if !out.loss.is_finite() {
                 return Err(CondenseError::NonFinite {
                     what: format!("training loss at epoch {epoch}, step {}", pos.step),

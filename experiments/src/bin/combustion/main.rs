@@ -124,17 +124,22 @@ fn train(args: &TrainArgs) -> Result<()> {
         None => "training".to_string(),
     })?;
     obs.finish();
+    let h = &t.history;
+    let per_step = h.step_time_s / h.steps.max(1) as f64;
+    let precision = config.surrogate.train.precision.name();
     match t.test_l1 {
         Some(l1) => println!(
-            "saved {} ({} parameters), test L1 {l1:.4e}, {:.0} s of training",
+            "saved {} ({} parameters), test L1 {l1:.4e}, {:.0} s of training ({} steps, {per_step:.4} s per step in {precision})",
             condense::io::json_path(&args.output).display(),
             t.parameters,
-            t.history.wall_time_s
+            h.wall_time_s,
+            h.steps
         ),
         None => println!(
-            "stopped after {} of {} epochs; run the same command again to resume from {}",
-            t.history.epochs(),
+            "stopped after {} of {} epochs ({} steps, {per_step:.4} s per step in {precision}); run the same command again to resume from {}",
+            h.epochs(),
             config.surrogate.train.epochs,
+            h.steps,
             checkpoint.display()
         ),
     }

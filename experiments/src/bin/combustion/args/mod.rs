@@ -114,6 +114,10 @@ pub struct RunArgs {
     /// The arithmetic of the surrogates in evaluation (one-step errors and rollouts).
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,
+    /// The arithmetic of the training's matrix products (the original and the condensation's
+    /// retraining): f32, or bf16 products with f32 master weights and optimizer state.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub train_precision: PrecisionArg,
 }
 
 impl RunArgs {
@@ -133,6 +137,7 @@ impl RunArgs {
         TrainOverrides {
             epochs: self.epochs,
             dropout: self.dropout,
+            precision: Some(self.train_precision.into()),
             ..Default::default()
         }
         .apply(&mut config)?;

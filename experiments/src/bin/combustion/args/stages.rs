@@ -62,6 +62,11 @@ pub struct TrainArgs {
     /// Dropout on hidden activations, overriding the profile.
     #[arg(long)]
     pub dropout: Option<f64>,
+    /// The arithmetic of the training's matrix products: f32, or bf16 products (f32
+    /// accumulation, master weights and optimizer state; fast on CPUs with AVX512-BF16 or AMX,
+    /// needs the oneDNN backend).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
 }
 
 impl TrainArgs {
@@ -73,6 +78,7 @@ impl TrainArgs {
             epochs: self.epochs,
             learning_rate: self.learning_rate,
             dropout: self.dropout,
+            precision: Some(self.precision.into()),
         }
         .apply(&mut config)?;
         Ok(config)
