@@ -14,8 +14,6 @@
 //! Dropout masks come from a counter-based hash of (seed, step, layer, element), so they do
 //! not depend on the thread count and a resumed run draws the masks an uninterrupted one did.
 
-use std::sync::Mutex;
-
 use rayon::prelude::*;
 
 use crate::activation::{apply, backward, Activation};
@@ -102,7 +100,8 @@ impl Team {
             Team::Rayon(_) => items.into_iter().for_each(f),
             #[cfg(feature = "onednn")]
             Team::OpenMp(threads) => {
-                let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+                let slots: Vec<std::sync::Mutex<Option<T>>> =
+                    items.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
                 crate::sys::dnnl::parallel_for(threads, slots.len(), &|i| {
                     let item = slots[i].lock().ok().and_then(|mut slot| slot.take());
                     if let Some(item) = item {
