@@ -4,10 +4,11 @@
 //! dropout and both backends; bf16 products near f32; a short training run's loss curve.
 
 use candle_core::{Device, Tensor, Var};
+use condense::network::inference::{kernel_layers, layer_values};
 use condense::training::{Optimizer, OptimizerState, Param};
 use condense::{Activation, Init, Mlp};
 use kernels::train::dropout_keeps;
-use kernels::{Backend, Dropout, Layer, Loss, MlpTrainer, Precision, TrainerOptions, Update};
+use kernels::{Backend, Dropout, Loss, MlpTrainer, Precision, TrainerOptions, Update};
 
 const WIDTHS: [usize; 5] = [5, 33, 17, 9, 3];
 const ROWS: usize = 41;
@@ -32,32 +33,9 @@ fn data(seed: usize) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
-fn values(mlp: &Mlp) -> Vec<(Vec<f32>, Vec<f32>)> {
-    mlp.layers()
-        .iter()
-        .map(|l| {
-            (
-                l.weight().flatten_all().unwrap().to_vec1().unwrap(),
-                l.bias().to_vec1().unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn trainer(mlp: &Mlp, update: Update, backend: Backend, precision: Precision) -> Option<MlpTrainer> {
-    let v = values(mlp);
-    let layers: Vec<Layer> = mlp
-        .layers()
-        .iter()
-        .zip(&v)
-        .map(|(l, (w, b))| Layer {
-            weight: w,
-            bias: b,
-            in_dim: l.in_dim(),
-            out_dim: l.out_dim(),
-            activation: l.activation(),
-        })
-        .collect();
+    let v = layer_values(mlp).unwrap();
+    let layers = kernel_layers(mlp, &v);
     let options = TrainerOptions {
         precision,
         backend: Some(backend),

@@ -1,6 +1,7 @@
 //! Every `unsafe` line of the workspace, each behind a safe function that checks what the
 //! unsafe operation assumes:
-//! - [`gemm_bias`]: the `gemm` crate's raw GEMM on slices whose lengths are checked;
+//! - [`gemm_strided`] (and [`gemm_bias`] on it): the `gemm` crate's raw GEMM on slices whose
+//!   lengths are checked, operands read as stored or transposed;
 //! - [`gelu_dispatched`]: the GELU loop compiled for AVX2 + FMA, called only when the CPU has
 //!   them;
 //! - [`dnnl`] (feature `onednn`): the handful of oneDNN 2.x C functions the dense backend
@@ -21,45 +22,7 @@ pub(crate) fn gemm_bias(
     w_t: &[f32],
     threads: usize,
 ) -> Result<()> {
-    if y.len() != n * out || x.len() != n * k || w_t.len() != k * out {
-        return Err(KernelError::shape(
-            "gemm",
-            format!("{} / {} / {} values", n * out, n * k, k * out),
-            format!("{} / {} / {}", y.len(), x.len(), w_t.len()),
-        ));
-    }
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the slices hold exactly n*out, n*k and k*out values (checked above), read and
-    // written with the strides given (row-major, unit column stride); `y` is a unique borrow,
-    // so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            n,
-            out,
-            k,
-            y.as_mut_ptr(),
-            1,
-            out as isize,
-            true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w_t.as_ptr(),
-            1,
-            out as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    Ok(())
+    gemm_strided((n, out, k), y, x, false, w_t, false, true, threads)
 }
 
 /// `c (m x n) = op(a) (m x k) * op(b) (k x n)`, all row-major, where `op(a)` is `a` stored as

@@ -7,6 +7,31 @@ use kernels::{Backend, DenseStack, Layer, Precision, StackOptions};
 use crate::error::{CondenseError, Result};
 use crate::network::mlp::Mlp;
 
+/// Each layer's weights `(out, in)` row-major and bias, as plain values (what
+/// [`kernel_layers`] borrows).
+pub fn layer_values(mlp: &Mlp) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    mlp.layers()
+        .iter()
+        .map(|l| Ok((l.weight().flatten_all()?.to_vec1()?, l.bias().to_vec1()?)))
+        .collect()
+}
+
+/// The layers of `mlp` as the `kernels` crate takes them, borrowing `values` (from
+/// [`layer_values`]).
+pub fn kernel_layers<'a>(mlp: &Mlp, values: &'a [(Vec<f32>, Vec<f32>)]) -> Vec<Layer<'a>> {
+    mlp.layers()
+        .iter()
+        .zip(values)
+        .map(|(l, (w, b))| Layer {
+            weight: w,
+            bias: b,
+            in_dim: l.in_dim(),
+            out_dim: l.out_dim(),
+            activation: l.activation(),
+        })
+        .collect()
+}
+
 /// An [`Mlp`] prepared for repeated inference.
 pub struct FastMlp {
     stack: DenseStack,
@@ -20,27 +45,9 @@ impl FastMlp {
 
     /// The network with the precision, backend and threads of `options`.
     pub fn with_options(mlp: &Mlp, options: StackOptions) -> Result<Self> {
-        let data = mlp
-            .layers()
-            .iter()
-            .map(|l| -> Result<(Vec<f32>, Vec<f32>)> {
-                Ok((l.weight().flatten_all()?.to_vec1()?, l.bias().to_vec1()?))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let layers: Vec<Layer> = mlp
-            .layers()
-            .iter()
-            .zip(&data)
-            .map(|(l, (w, b))| Layer {
-                weight: w,
-                bias: b,
-                in_dim: l.in_dim(),
-                out_dim: l.out_dim(),
-                activation: l.activation(),
-            })
-            .collect();
+        let values = layer_values(mlp)?;
         Ok(FastMlp {
-            stack: DenseStack::new(&layers, options)?,
+            stack: DenseStack::new(&kernel_layers(mlp, &values), options)?,
         })
     }
 

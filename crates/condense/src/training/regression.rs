@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use kernels::{Dropout, Layer, Loss, MlpTrainer, TrainerOptions, Update};
+use kernels::{Dropout, Loss, MlpTrainer, TrainerOptions, Update};
 
 use crate::error::{CondenseError, Result};
-use crate::network::{Activation, DenseLayer, Init, Mlp};
+use crate::network::inference::{kernel_layers, layer_values};
+use crate::network::{Activation, DenseLayer, FastMlp, Init, Mlp};
 use crate::strategy::Retrainer;
 use crate::training::config::{LossKind, Optimizer, TrainConfig};
 use crate::training::fit::{
@@ -105,14 +106,18 @@ impl Regression {
     }
 }
 
-/// Mean loss of `mlp` on `data`, on the fast inference path in f32 ([`crate::FastMlp`]),
-/// summed in f64.
+/// Mean loss of `mlp` on `data`, on the fast inference path in f32 ([`FastMlp`]), summed in
+/// f64.
 pub fn evaluate(mlp: &Mlp, data: &Regression, loss: LossKind) -> Result<f64> {
+    mean_loss(mlp, &values(data.x())?, &values(data.y())?, loss)
+}
+
+/// [`evaluate`] on row-major inputs `x` and targets `y`.
+fn mean_loss(mlp: &Mlp, x: &[f32], y: &[f32], loss: LossKind) -> Result<f64> {
     kernel_loss(loss)?;
-    let mut fast = crate::FastMlp::new(mlp)?;
-    let (x, y) = (values(data.x())?, values(data.y())?);
+    let mut fast = FastMlp::new(mlp)?;
     let (d_in, d_out) = (fast.in_dim(), fast.out_dim());
-    let n = data.len();
+    let n = x.len() / d_in;
     let chunk = 8192;
     let mut total = 0f64;
     for start in (0..n).step_by(chunk) {
@@ -191,14 +196,17 @@ pub fn train_with(
 
 /// An [`Mlp`] on the fused trainer ([`kernels::MlpTrainer`]: hand-written backward pass,
 /// AdamW or SGD, f32 or bf16 products), with its regression data as row-major buffers.
-struct MlpLearner<'a> {
+struct MlpLearner {
     trainer: MlpTrainer,
     activations: Vec<Activation>,
+    /// `[in, widths.., out]`.
+    widths: Vec<usize>,
     device: Device,
     /// Training inputs and targets, row-major.
     x: Vec<f32>,
     y: Vec<f32>,
-    valid: Option<&'a Regression>,
+    /// Validation inputs and targets, row-major.
+    valid: Option<(Vec<f32>, Vec<f32>)>,
     /// The batch being trained on.
     batch_x: Vec<f32>,
     batch_y: Vec<f32>,
@@ -209,29 +217,10 @@ struct MlpLearner<'a> {
     best: Option<Mlp>,
 }
 
-/// The layers of `mlp` as row-major buffers (weights, bias).
-fn layer_values(mlp: &Mlp) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-    mlp.layers()
-        .iter()
-        .map(|l| Ok((l.weight().flatten_all()?.to_vec1()?, l.bias().to_vec1()?)))
-        .collect()
-}
-
 /// A trainer starting from `mlp` with `config`'s optimizer and precision.
 pub(crate) fn trainer_for(mlp: &Mlp, config: &TrainConfig) -> Result<MlpTrainer> {
     let values = layer_values(mlp)?;
-    let layers: Vec<Layer> = mlp
-        .layers()
-        .iter()
-        .zip(&values)
-        .map(|(l, (w, b))| Layer {
-            weight: w,
-            bias: b,
-            in_dim: l.in_dim(),
-            out_dim: l.out_dim(),
-            activation: l.activation(),
-        })
-        .collect();
+    let layers = kernel_layers(mlp, &values);
     let update = match config.optimizer {
         Optimizer::AdamW { weight_decay } => Update::AdamW {
             weight_decay: weight_decay as f32,
@@ -263,16 +252,19 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_vec1()?)
 }
 
-impl<'a> MlpLearner<'a> {
-    fn new(mlp: &Mlp, data: &Regression, valid: Option<&'a Regression>, config: &TrainConfig) -> Result<Self> {
+impl MlpLearner {
+    fn new(mlp: &Mlp, data: &Regression, valid: Option<&Regression>, config: &TrainConfig) -> Result<Self> {
         kernel_loss(config.loss)?;
         Ok(MlpLearner {
             trainer: trainer_for(mlp, config)?,
             activations: mlp.activations(),
+            widths: mlp.widths(),
             device: mlp.device().clone(),
             x: values(data.x())?,
             y: values(data.y())?,
-            valid,
+            valid: valid
+                .map(|v| Ok::<_, CondenseError>((values(v.x())?, values(v.y())?)))
+                .transpose()?,
             batch_x: Vec::new(),
             batch_y: Vec::new(),
             loss: config.loss,
@@ -284,7 +276,7 @@ impl<'a> MlpLearner<'a> {
     }
 
     fn mlp(&self) -> Result<Mlp> {
-        let widths = self.trainer.widths();
+        let widths = &self.widths;
         Mlp::new(
             (0..self.trainer.layers())
                 .map(|l| {
@@ -307,14 +299,13 @@ impl<'a> MlpLearner<'a> {
     }
 }
 
-impl Learner for MlpLearner<'_> {
+impl Learner for MlpLearner {
     fn samples(&self) -> usize {
-        self.y.len() / self.trainer.widths().last().copied().unwrap_or(1)
+        self.y.len() / self.widths[self.widths.len() - 1]
     }
 
     fn step(&mut self, rows: &[u32], lr: f64, step: usize) -> Result<StepOutput> {
-        let widths = self.trainer.widths();
-        let (d_in, d_out) = (widths[0], widths[widths.len() - 1]);
+        let (d_in, d_out) = (self.widths[0], self.widths[self.widths.len() - 1]);
         self.batch_x.clear();
         self.batch_y.clear();
         for &r in rows {
@@ -339,8 +330,8 @@ impl Learner for MlpLearner<'_> {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        let valid_loss = match self.valid {
-            Some(v) => Some(evaluate(&self.mlp()?, v, self.loss)?),
+        let valid_loss = match &self.valid {
+            Some((x, y)) => Some(mean_loss(&self.mlp()?, x, y, self.loss)?),
             None => None,
         };
         Ok(Evaluation {
@@ -388,7 +379,7 @@ impl Learner for MlpLearner<'_> {
                 message: format!("missing tensor '{k}'"),
             })
         };
-        let widths = self.trainer.widths();
+        let widths = self.widths.clone();
         let activations = self.activations.clone();
         let layers = |prefix: &str| -> Result<Mlp> {
             let layers = (0..activations.len())
