@@ -232,6 +232,32 @@ fn bf16_products_stay_near_f32_and_sgd_matches_candle() {
 }
 
 #[test]
+fn bf16_training_follows_f32_step_by_step() {
+    // The bf16 copies of the weights are rewritten by each update: with stale copies the bf16
+    // losses would stop following the f32 ones after the first step.
+    let (x, y) = data(3);
+    let mlp = Mlp::init(&WIDTHS, Activation::Gelu, Init::Default, 4, &Device::Cpu).unwrap();
+    let update = Update::AdamW { weight_decay: 0.01 };
+    let (Some(mut full), Some(mut half)) = (
+        trainer(&mlp, update, Backend::OneDnn, Precision::F32),
+        trainer(&mlp, update, Backend::OneDnn, Precision::Bf16),
+    ) else {
+        return;
+    };
+    let (mut first, mut last) = (0.0, 0.0);
+    for step in 0..20 {
+        let a = full.step(&x, &y, ROWS, Loss::L1, 1e-2, None, step).unwrap();
+        let b = half.step(&x, &y, ROWS, Loss::L1, 1e-2, None, step).unwrap();
+        assert!(((a - b) / a).abs() < 5e-2, "step {step}: loss f32 {a} bf16 {b}");
+        if step == 0 {
+            first = b;
+        }
+        last = b;
+    }
+    assert!(last < 0.85 * first, "the bf16 loss fell from {first} to {last} only");
+}
+
+#[test]
 fn a_short_training_run_follows_candles_loss_curve() {
     let (x, y) = data(2);
     let mlp = Mlp::init(&WIDTHS, Activation::Gelu, Init::Default, 9, &Device::Cpu).unwrap();
