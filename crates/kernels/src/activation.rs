@@ -76,15 +76,7 @@ pub fn apply(act: Activation, v: &mut [f32]) {
 pub(crate) fn backward(act: Activation, z: &[f32], g: &mut [f32]) {
     debug_assert_eq!(z.len(), g.len());
     match act {
-        Activation::Gelu => {
-            // d/dz z Phi(z) = Phi(z) + z phi(z).
-            const INV_SQRT_2PI: f32 = 0.398_942_3;
-            for (g, &z) in g.iter_mut().zip(z) {
-                let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
-                let pdf = INV_SQRT_2PI * exp_nonpositive(-0.5 * z * z);
-                *g *= cdf + z * pdf;
-            }
-        }
+        Activation::Gelu => crate::sys::gelu_backward_dispatched(z, g),
         Activation::GeluTanh => {
             let c = 0.797_884_6_f32;
             for (g, &z) in g.iter_mut().zip(z) {
@@ -121,6 +113,18 @@ pub(crate) fn gelu_portable(v: &mut [f32]) {
     // A plain loop, not a closure: closures do not inherit the caller's target features.
     for x in v.iter_mut() {
         *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// The GELU backward loop, `g *= d/dz z Phi(z) = Phi(z) + z phi(z)`, compiled for the baseline
+/// target (and, from [`crate::sys`], for AVX2+FMA).
+#[inline(always)]
+pub(crate) fn gelu_backward_portable(z: &[f32], g: &mut [f32]) {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    for (g, &z) in g.iter_mut().zip(z) {
+        let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
+        let pdf = INV_SQRT_2PI * exp_nonpositive(-0.5 * z * z);
+        *g *= cdf + z * pdf;
     }
 }
 

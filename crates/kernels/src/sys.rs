@@ -2,8 +2,8 @@
 //! unsafe operation assumes:
 //! - [`gemm_strided`] (and [`gemm_bias`] on it): the `gemm` crate's raw GEMM on slices whose
 //!   lengths are checked, operands read as stored or transposed;
-//! - [`gelu_dispatched`]: the GELU loop compiled for AVX2 + FMA, called only when the CPU has
-//!   them;
+//! - [`gelu_dispatched`] and [`gelu_backward_dispatched`]: the GELU loops compiled for AVX2 +
+//!   FMA, called only when the CPU has them;
 //! - [`dnnl`] (feature `onednn`): the handful of oneDNN 2.x C functions the dense backend
 //!   uses, as owned handles that free themselves, and memories that are read and written
 //!   through checked slices.
@@ -109,6 +109,26 @@ pub(crate) fn gelu_dispatched(v: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_avx2(v: &mut [f32]) {
     crate::activation::gelu_portable(v);
+}
+
+/// The GELU backward pass in place (`g *= GELU'(z)`), on the AVX2 + FMA build of the loop
+/// when the CPU has both.
+pub(crate) fn gelu_backward_dispatched(z: &[f32], g: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { gelu_backward_avx2(z, g) };
+            return;
+        }
+    }
+    crate::activation::gelu_backward_portable(z, g);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_backward_avx2(z: &[f32], g: &mut [f32]) {
+    crate::activation::gelu_backward_portable(z, g);
 }
 
 /// oneDNN 2.x (Debian 12's `libdnnl-dev` 2.6.3): engine, stream, memory descriptors and

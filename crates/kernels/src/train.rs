@@ -27,6 +27,8 @@ const BETA2: f32 = 0.999;
 const EPS: f32 = 1e-8;
 /// Elements per task of the element-wise passes.
 const CHUNK: usize = 16 * 1024;
+/// Elements of the block buffers of the fused passes (on the stack).
+const BLOCK: usize = 1024;
 
 /// The training loss, a mean over every output of the batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -435,27 +437,51 @@ impl MlpTrainer {
             }
             let act = layer.activation;
             let drop = dropout.filter(|_| training);
-            let (z, h, keep) = (&layer.z[..size], &mut layer.h[..size], &mut layer.keep[..size]);
-            let items: Vec<_> = h
-                .chunks_mut(CHUNK)
-                .zip(z.chunks(CHUNK).zip(keep.chunks_mut(CHUNK)))
-                .enumerate()
-                .collect();
-            team.run(items, |(i, (h, (z, keep)))| {
+            // `h` after the activation and dropout, of `z`'s elements from `start` on.
+            let activate = move |start: usize, z: &[f32], h: &mut [f32], keep: &mut [u8]| {
                 h.copy_from_slice(z);
                 apply(act, h);
                 if let Some(d) = drop {
                     let scale = 1.0 / (1.0 - d.p);
                     let key = mask_key(d.seed, step, l);
                     for (j, (h, k)) in h.iter_mut().zip(keep.iter_mut()).enumerate() {
-                        let kept = keeps(key, i * CHUNK + j, d.p);
+                        let kept = keeps(key, start + j, d.p);
                         *k = kept as u8;
                         *h = if kept { *h * scale } else { 0.0 };
                     }
                 }
-            });
+            };
+            let (z, keep) = (&layer.z[..size], &mut layer.keep[..size]);
             if training && !layer.h16.is_empty() {
-                to_bf16(team, &layer.h[..size], &mut layer.h16[..size]);
+                // The next layer reads only the bf16 copy: write it straight from a block
+                // buffer, without the f32 outputs.
+                let h16 = &mut layer.h16[..size];
+                let items: Vec<_> = h16
+                    .chunks_mut(CHUNK)
+                    .zip(z.chunks(CHUNK).zip(keep.chunks_mut(CHUNK)))
+                    .enumerate()
+                    .collect();
+                team.run(items, |(i, (h16, (z, keep)))| {
+                    let mut block = [0f32; BLOCK];
+                    for (j, ((h16, z), keep)) in h16
+                        .chunks_mut(BLOCK)
+                        .zip(z.chunks(BLOCK))
+                        .zip(keep.chunks_mut(BLOCK))
+                        .enumerate()
+                    {
+                        let h = &mut block[..z.len()];
+                        activate(i * CHUNK + j * BLOCK, z, h, keep);
+                        bf16_bits(h, h16);
+                    }
+                });
+            } else {
+                let h = &mut layer.h[..size];
+                let items: Vec<_> = h
+                    .chunks_mut(CHUNK)
+                    .zip(z.chunks(CHUNK).zip(keep.chunks_mut(CHUNK)))
+                    .enumerate()
+                    .collect();
+                team.run(items, |(i, (h, (z, keep)))| activate(i * CHUNK, z, h, keep));
             }
         }
         Ok(())
@@ -504,10 +530,8 @@ impl MlpTrainer {
             let layer = &mut rest[0];
             let (in_dim, out_dim) = (layer.in_dim, layer.out_dim);
             let size = rows * out_dim;
-            if layer.half {
-                to_bf16(team, &layer.dz[..size], &mut layer.dz16[..size]);
-            }
-            // dW = dZ^T X.
+            // dW = dZ^T X (a half layer's bf16 `dz16` and bias gradient were written by the
+            // pass of the layer above).
             let (dz, input) = match (l, layer.half) {
                 (0, _) => (Operand::f32(&layer.dz[..size], true), Operand::f32(x, false)),
                 (_, true) => (
@@ -521,7 +545,9 @@ impl MlpTrainer {
             };
             self.products
                 .product((out_dim, in_dim, rows), dz, input, None, &mut layer.gw)?;
-            column_sums(team, &layer.dz[..size], out_dim, &mut layer.gb);
+            if !layer.half {
+                column_sums(team, &layer.dz[..size], out_dim, &mut layer.gb);
+            }
             if l == 0 {
                 break;
             }
@@ -540,23 +566,47 @@ impl MlpTrainer {
                 .product((rows, in_dim, out_dim), dz, w, None, &mut below.dz[..size_below])?;
             let act = below.activation;
             let scale = dropout.map(|d| 1.0 / (1.0 - d.p));
-            let (z, keep, g) = (
-                &below.z[..size_below],
-                &below.keep[..size_below],
-                &mut below.dz[..size_below],
-            );
-            let items: Vec<_> = g
-                .chunks_mut(CHUNK)
-                .zip(z.chunks(CHUNK).zip(keep.chunks(CHUNK)))
-                .collect();
-            team.run(items, |(g, (z, keep))| {
+            // dZ = dH * keep / (1 - p) * act'(Z), in place.
+            let gradient = move |g: &mut [f32], z: &[f32], keep: &[u8]| {
                 if let Some(s) = scale {
                     for (g, &k) in g.iter_mut().zip(keep) {
                         *g = if k != 0 { *g * s } else { 0.0 };
                     }
                 }
                 backward(act, z, g);
-            });
+            };
+            let (z, keep) = (&below.z[..size_below], &below.keep[..size_below]);
+            if below.half {
+                // A half layer reads dZ only as bf16 (its products) and through its column
+                // sums (its bias gradient): write both in one pass over blocks of rows,
+                // without the f32 dZ.
+                let dh = &below.dz[..size_below];
+                let cols = in_dim;
+                let blocks: Vec<_> = below.dz16[..size_below].chunks_mut(ROWS * cols).collect();
+                row_block_sums(team, cols, blocks, &mut below.gb, |b, dz16, sums| {
+                    let mut block = [0f32; BLOCK];
+                    for (r, dz16) in dz16.chunks_mut(cols).enumerate() {
+                        let row = (b * ROWS + r) * cols;
+                        for (c, dz16) in (0..cols).step_by(BLOCK).zip(dz16.chunks_mut(BLOCK)) {
+                            let at = row + c;
+                            let g = &mut block[..dz16.len()];
+                            g.copy_from_slice(&dh[at..at + g.len()]);
+                            gradient(g, &z[at..at + g.len()], &keep[at..at + g.len()]);
+                            bf16_bits(g, dz16);
+                            for (s, &v) in sums[c..c + g.len()].iter_mut().zip(g.iter()) {
+                                *s += v;
+                            }
+                        }
+                    }
+                });
+            } else {
+                let g = &mut below.dz[..size_below];
+                let items: Vec<_> = g
+                    .chunks_mut(CHUNK)
+                    .zip(z.chunks(CHUNK).zip(keep.chunks(CHUNK)))
+                    .collect();
+                team.run(items, |(g, (z, keep))| gradient(g, z, keep));
+            }
         }
         Ok(())
     }
@@ -620,26 +670,46 @@ fn check_len(op: &'static str, want: &[f32], got: &[f32]) -> Result<()> {
 /// bf16 bits of each value (round to nearest even).
 fn to_bf16(team: Team, src: &[f32], dst: &mut [u16]) {
     let items: Vec<_> = dst.chunks_mut(CHUNK).zip(src.chunks(CHUNK)).collect();
-    team.run(items, |(d, s)| {
-        for (d, &s) in d.iter_mut().zip(s) {
-            *d = (round_bf16(s).to_bits() >> 16) as u16;
-        }
-    });
+    team.run(items, |(d, s)| bf16_bits(s, d));
 }
+
+/// `dst[i]` = the bf16 bits of `src[i]` (round to nearest even).
+fn bf16_bits(src: &[f32], dst: &mut [u16]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = (round_bf16(s).to_bits() >> 16) as u16;
+    }
+}
+
+/// Rows per block of the column sums.
+const ROWS: usize = 256;
 
 /// `sums[j] = sum_i m[i, j]` of a row-major matrix with `cols` columns, summed in blocks of
 /// rows in a fixed order (the same result for any thread count).
 fn column_sums(team: Team, m: &[f32], cols: usize, sums: &mut [f32]) {
-    const ROWS: usize = 256;
-    let mut partial = vec![0f32; m.len().div_ceil(ROWS * cols) * cols];
-    let items: Vec<_> = m.chunks(ROWS * cols).zip(partial.chunks_mut(cols)).collect();
-    team.run(items, |(block, s)| {
+    let blocks: Vec<_> = m.chunks(ROWS * cols).collect();
+    row_block_sums(team, cols, blocks, sums, |_, block, s| {
         for row in block.chunks_exact(cols) {
             for (s, &v) in s.iter_mut().zip(row) {
                 *s += v;
             }
         }
     });
+}
+
+/// Column sums of a matrix with `cols` columns taken block by block of [`ROWS`] rows: `add(b,
+/// item, partial)` adds block `b`'s rows to its zeroed `partial` sums (with `item`, block
+/// `b`'s share of whatever else the pass writes), and the partial sums are then added in
+/// block order into `sums` (the same result for any thread count).
+fn row_block_sums<T: Send>(
+    team: Team,
+    cols: usize,
+    blocks: Vec<T>,
+    sums: &mut [f32],
+    add: impl Fn(usize, T, &mut [f32]) + Sync,
+) {
+    let mut partial = vec![0f32; blocks.len() * cols];
+    let items: Vec<_> = blocks.into_iter().zip(partial.chunks_mut(cols)).enumerate().collect();
+    team.run(items, |(b, (item, s))| add(b, item, s));
     sums.fill(0.0);
     for p in partial.chunks(cols) {
         for (s, v) in sums.iter_mut().zip(p) {
