@@ -202,32 +202,36 @@ fn bf16_products_stay_near_f32_and_sgd_matches_candle() {
             assert!(r < 3e-2 && r > 0.0, "layer {l}: bf16 gradient off by {r:e}");
         }
     }
-    let sgd = Optimizer::Sgd {
-        momentum: 0.9,
-        weight_decay: 1e-3,
-    };
-    let Some(mut t) = trainer(
-        &mlp,
-        Update::Sgd {
+    for nesterov in [false, true] {
+        let sgd = Optimizer::Sgd {
             momentum: 0.9,
             weight_decay: 1e-3,
-        },
-        Backend::Gemm,
-        Precision::F32,
-    ) else {
-        unreachable!("the gemm backend is always there")
-    };
-    let ps = params(&mlp);
-    let mut reference = OptimizerState::new(sgd, &ps).unwrap();
-    for step in 0..3 {
-        let (_, _, grads) = candle_reference(&ps, &mlp.activations(), &x, &y, Loss::Mse, None, step);
-        reference.step(&ps, &grads, 0.05).unwrap();
-        t.step(&x, &y, ROWS, Loss::Mse, 0.05, None, step).unwrap();
-    }
-    for l in 0..t.layers() {
-        let want: Vec<f32> = ps[2 * l].var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        let r = relative(t.weights(l).0, &want);
-        assert!(r < 1e-5, "SGD layer {l} off by {r:e}");
+            nesterov,
+        };
+        let Some(mut t) = trainer(
+            &mlp,
+            Update::Sgd {
+                momentum: 0.9,
+                weight_decay: 1e-3,
+                nesterov,
+            },
+            Backend::Gemm,
+            Precision::F32,
+        ) else {
+            unreachable!("the gemm backend is always there")
+        };
+        let ps = params(&mlp);
+        let mut reference = OptimizerState::new(sgd, &ps).unwrap();
+        for step in 0..3 {
+            let (_, _, grads) = candle_reference(&ps, &mlp.activations(), &x, &y, Loss::Mse, None, step);
+            reference.step(&ps, &grads, 0.05).unwrap();
+            t.step(&x, &y, ROWS, Loss::Mse, 0.05, None, step).unwrap();
+        }
+        for l in 0..t.layers() {
+            let want: Vec<f32> = ps[2 * l].var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let r = relative(t.weights(l).0, &want);
+            assert!(r < 1e-5, "SGD (nesterov {nesterov}) layer {l} off by {r:e}");
+        }
     }
 }
 

@@ -23,14 +23,19 @@
 struct ReadmeDoctests;
 
 pub mod activation;
+/// Convolutional networks run on oneDNN's convolutions.
+#[cfg(feature = "onednn")]
+pub mod convnet;
 pub mod error;
 pub mod gemm_path;
 pub mod isa;
 #[cfg(feature = "onednn")]
 mod onednn;
+mod optim;
 mod products;
 pub mod stack;
 mod sys;
+mod team;
 pub mod train;
 
 pub use activation::Activation;

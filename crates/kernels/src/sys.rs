@@ -162,6 +162,10 @@ pub(crate) mod dnnl {
         #[repr(C, align(8))]
         pub struct dnnl_matmul_desc_t(pub [u8; 2800]);
 
+        /// `dnnl_convolution_desc_t` of the 2.x ABI: 5976 bytes, 8-byte aligned.
+        #[repr(C, align(8))]
+        pub struct dnnl_convolution_desc_t(pub [u8; 5976]);
+
         #[repr(C)]
         pub struct dnnl_exec_arg_t {
             pub arg: c_int,
@@ -214,6 +218,39 @@ pub(crate) mod dnnl {
                 weights: *const dnnl_memory_desc_t,
                 bias: *const dnnl_memory_desc_t,
                 dst: *const dnnl_memory_desc_t,
+            ) -> dnnl_status_t;
+            pub fn dnnl_convolution_forward_desc_init(
+                desc: *mut dnnl_convolution_desc_t,
+                prop_kind: c_int,
+                alg_kind: c_int,
+                src: *const dnnl_memory_desc_t,
+                weights: *const dnnl_memory_desc_t,
+                bias: *const dnnl_memory_desc_t,
+                dst: *const dnnl_memory_desc_t,
+                strides: *const i64,
+                padding_l: *const i64,
+                padding_r: *const i64,
+            ) -> dnnl_status_t;
+            pub fn dnnl_convolution_backward_data_desc_init(
+                desc: *mut dnnl_convolution_desc_t,
+                alg_kind: c_int,
+                diff_src: *const dnnl_memory_desc_t,
+                weights: *const dnnl_memory_desc_t,
+                diff_dst: *const dnnl_memory_desc_t,
+                strides: *const i64,
+                padding_l: *const i64,
+                padding_r: *const i64,
+            ) -> dnnl_status_t;
+            pub fn dnnl_convolution_backward_weights_desc_init(
+                desc: *mut dnnl_convolution_desc_t,
+                alg_kind: c_int,
+                src: *const dnnl_memory_desc_t,
+                diff_weights: *const dnnl_memory_desc_t,
+                diff_bias: *const dnnl_memory_desc_t,
+                diff_dst: *const dnnl_memory_desc_t,
+                strides: *const i64,
+                padding_l: *const i64,
+                padding_r: *const i64,
             ) -> dnnl_status_t;
             pub fn dnnl_primitive_attr_create(attr: *mut dnnl_primitive_attr_t) -> dnnl_status_t;
             pub fn dnnl_primitive_attr_destroy(attr: dnnl_primitive_attr_t) -> dnnl_status_t;
@@ -279,12 +316,21 @@ pub(crate) mod dnnl {
     const CPU_ENGINE: c_int = 1;
     const STREAM_DEFAULT_FLAGS: c_uint = 1;
     const QUERY_IMPL_INFO_STR: c_int = 8;
-    const QUERY_WEIGHTS_MD: c_int = 131;
     const MEMORY_ALLOCATE: *mut c_void = usize::MAX as *mut c_void;
     const MAX_NDIMS: usize = 12;
 
+    const PROP_FORWARD_TRAINING: c_int = 64;
+    const PROP_FORWARD_INFERENCE: c_int = 96;
+    const CONVOLUTION_DIRECT: c_int = 1;
+
     /// Execution argument indices.
     pub const ARG_SRC: c_int = 1;
+    /// The gradient with respect to the source.
+    pub const ARG_DIFF_SRC: c_int = 129;
+    /// The gradient with respect to the destination.
+    pub const ARG_DIFF_DST: c_int = 145;
+    /// The gradient with respect to the weights.
+    pub const ARG_DIFF_WEIGHTS: c_int = 161;
     /// The destination.
     pub const ARG_DST: c_int = 17;
     /// The weights.
@@ -301,18 +347,62 @@ pub(crate) mod dnnl {
         Bf16 = 2,
     }
 
-    /// Layouts of a 2-D tensor.
+    /// Layouts of a tensor.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Tag {
         /// Whatever the primitive prefers (for weights packed once).
         Any = 1,
-        /// Row-major.
+        /// Row-major 2-D.
         Ab = 3,
-        /// Column-major: a `(K, N)` tensor stored as N rows of K.
+        /// Column-major 2-D: a `(K, N)` tensor stored as N rows of K.
         Ba = 22,
+        /// Plain 4-D, as declared: `(N, C, H, W)` activations or `(O, I, H, W)` weights.
+        Abcd = 5,
+        /// Channels last: a `(N, C, H, W)` tensor stored as `(N, H, W, C)`.
+        Acdb = 20,
+        /// Plain 5-D: grouped `(G, O, I, H, W)` weights.
+        Abcde = 7,
     }
 
-    /// Element-wise post-ops of a matmul.
+    /// Which layout of a primitive descriptor a query asks for.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Query {
+        /// The source.
+        Src = 129,
+        /// The gradient with respect to the source.
+        DiffSrc = 130,
+        /// The weights.
+        Weights = 131,
+        /// The gradient with respect to the weights.
+        DiffWeights = 132,
+        /// The destination.
+        Dst = 133,
+        /// The gradient with respect to the destination.
+        DiffDst = 134,
+    }
+
+    /// The geometry of a 2-D convolution: strides and symmetric padding, `(height, width)`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct ConvGeometry {
+        /// Strides.
+        pub stride: (usize, usize),
+        /// Zero padding on each side.
+        pub padding: (usize, usize),
+    }
+
+    impl ConvGeometry {
+        fn arrays(&self) -> ([i64; MAX_NDIMS], [i64; MAX_NDIMS]) {
+            let mut s = [0i64; MAX_NDIMS];
+            let mut p = [0i64; MAX_NDIMS];
+            s[0] = self.stride.0 as i64;
+            s[1] = self.stride.1 as i64;
+            p[0] = self.padding.0 as i64;
+            p[1] = self.padding.1 as i64;
+            (s, p)
+        }
+    }
+
+    /// Element-wise post-ops.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Eltwise {
         /// GELU with the exact erf.
@@ -640,20 +730,37 @@ pub(crate) mod dnnl {
                     &dst.0,
                 )
             })?;
+            Self::create(
+                engine,
+                &desc as *const _ as *const c_void,
+                post.map(|alg| (alg, 0.0, 0.0)),
+                None,
+            )
+        }
+
+        /// The descriptor of the op descriptor at `desc` with an optional element-wise
+        /// post-op `(algorithm, alpha, beta)` and, for a backward pass, the forward pass's
+        /// descriptor as the hint.
+        fn create(
+            engine: &Engine,
+            desc: *const c_void,
+            post: Option<(Eltwise, f32, f32)>,
+            hint: Option<&PrimitiveDesc>,
+        ) -> Result<Self> {
             let mut attr = std::ptr::null_mut();
             // SAFETY: `attr` receives a new handle, destroyed below.
             check("dnnl_primitive_attr_create", unsafe {
                 ffi::dnnl_primitive_attr_create(&mut attr)
             })?;
             let made = (|| -> Result<Self> {
-                if let Some(alg) = post {
+                if let Some((alg, alpha, beta)) = post {
                     let mut po = std::ptr::null_mut();
                     // SAFETY: a new post-ops handle, appended to, copied into `attr`, destroyed.
                     unsafe {
                         check("dnnl_post_ops_create", ffi::dnnl_post_ops_create(&mut po))?;
                         let r = check(
                             "dnnl_post_ops_append_eltwise",
-                            ffi::dnnl_post_ops_append_eltwise(po, 1.0, alg as c_int, 0.0, 0.0),
+                            ffi::dnnl_post_ops_append_eltwise(po, 1.0, alg as c_int, alpha, beta),
                         )
                         .and_then(|_| {
                             check(
@@ -666,14 +773,15 @@ pub(crate) mod dnnl {
                     }
                 }
                 let mut pd = std::ptr::null_mut();
-                // SAFETY: a valid op descriptor, attributes and engine.
+                // SAFETY: `desc` points to an initialized op descriptor (the callers' own
+                // local), with valid attributes, engine and hint.
                 check("dnnl_primitive_desc_create", unsafe {
                     ffi::dnnl_primitive_desc_create(
                         &mut pd,
-                        &desc as *const _ as *const c_void,
+                        desc,
                         attr,
                         engine.0,
-                        std::ptr::null_mut(),
+                        hint.map_or(std::ptr::null_mut(), |h| h.0),
                     )
                 })?;
                 Ok(PrimitiveDesc(pd))
@@ -681,6 +789,103 @@ pub(crate) mod dnnl {
             // SAFETY: the attributes were copied into the descriptor (or it failed).
             unsafe { ffi::dnnl_primitive_attr_destroy(attr) };
             made
+        }
+
+        /// A direct 2-D convolution `dst = conv(src, weights) (+ bias)`, then `post` (an
+        /// element-wise op with its alpha and beta); `training` keeps what the backward pass
+        /// needs.
+        #[allow(clippy::too_many_arguments)]
+        pub fn convolution(
+            engine: &Engine,
+            src: &MemoryDesc,
+            weights: &MemoryDesc,
+            bias: Option<&MemoryDesc>,
+            dst: &MemoryDesc,
+            geometry: ConvGeometry,
+            post: Option<(Eltwise, f32, f32)>,
+            training: bool,
+        ) -> Result<Self> {
+            let (strides, padding) = geometry.arrays();
+            let mut desc = ffi::dnnl_convolution_desc_t([0; 5976]);
+            let prop = if training {
+                PROP_FORWARD_TRAINING
+            } else {
+                PROP_FORWARD_INFERENCE
+            };
+            // SAFETY: writes the op descriptor from initialized memory descriptors and two
+            // arrays of MAX_NDIMS values.
+            check("dnnl_convolution_forward_desc_init", unsafe {
+                ffi::dnnl_convolution_forward_desc_init(
+                    &mut desc,
+                    prop,
+                    CONVOLUTION_DIRECT,
+                    &src.0,
+                    &weights.0,
+                    bias.map_or(std::ptr::null(), |b| &b.0),
+                    &dst.0,
+                    strides.as_ptr(),
+                    padding.as_ptr(),
+                    padding.as_ptr(),
+                )
+            })?;
+            Self::create(engine, &desc as *const _ as *const c_void, post, None)
+        }
+
+        /// The gradient of a convolution with respect to its source, `forward` the pass it
+        /// belongs to.
+        pub fn convolution_backward_data(
+            engine: &Engine,
+            diff_src: &MemoryDesc,
+            weights: &MemoryDesc,
+            diff_dst: &MemoryDesc,
+            geometry: ConvGeometry,
+            forward: &PrimitiveDesc,
+        ) -> Result<Self> {
+            let (strides, padding) = geometry.arrays();
+            let mut desc = ffi::dnnl_convolution_desc_t([0; 5976]);
+            // SAFETY: as in `convolution`.
+            check("dnnl_convolution_backward_data_desc_init", unsafe {
+                ffi::dnnl_convolution_backward_data_desc_init(
+                    &mut desc,
+                    CONVOLUTION_DIRECT,
+                    &diff_src.0,
+                    &weights.0,
+                    &diff_dst.0,
+                    strides.as_ptr(),
+                    padding.as_ptr(),
+                    padding.as_ptr(),
+                )
+            })?;
+            Self::create(engine, &desc as *const _ as *const c_void, None, Some(forward))
+        }
+
+        /// The gradient of a convolution (without bias) with respect to its weights,
+        /// `forward` the pass it belongs to.
+        pub fn convolution_backward_weights(
+            engine: &Engine,
+            src: &MemoryDesc,
+            diff_weights: &MemoryDesc,
+            diff_dst: &MemoryDesc,
+            geometry: ConvGeometry,
+            forward: &PrimitiveDesc,
+        ) -> Result<Self> {
+            let (strides, padding) = geometry.arrays();
+            let mut desc = ffi::dnnl_convolution_desc_t([0; 5976]);
+            // SAFETY: as in `convolution`; a null bias disables the bias gradient.
+            check("dnnl_convolution_backward_weights_desc_init", unsafe {
+                ffi::dnnl_convolution_backward_weights_desc_init(
+                    &mut desc,
+                    CONVOLUTION_DIRECT,
+                    &src.0,
+                    &diff_weights.0,
+                    std::ptr::null(),
+                    &diff_dst.0,
+                    strides.as_ptr(),
+                    padding.as_ptr(),
+                    padding.as_ptr(),
+                )
+            })?;
+            Self::create(engine, &desc as *const _ as *const c_void, None, Some(forward))
         }
 
         /// A copy from layout `from` to layout `to` (any types oneDNN converts).
@@ -702,14 +907,19 @@ pub(crate) mod dnnl {
 
         /// The weights layout the primitive chose.
         pub fn weights(&self) -> Result<MemoryDesc> {
+            self.query(Query::Weights)
+        }
+
+        /// The layout the primitive chose for `what`.
+        pub fn query(&self, what: Query) -> Result<MemoryDesc> {
             // SAFETY: a live descriptor; the result is copied before the call returns.
             unsafe {
-                let md = ffi::dnnl_primitive_desc_query_md(self.0, QUERY_WEIGHTS_MD, 0);
+                let md = ffi::dnnl_primitive_desc_query_md(self.0, what as c_int, 0);
                 if md.is_null() {
                     return Err(KernelError::OneDnn {
                         call: "dnnl_primitive_desc_query_md",
                         status: 2,
-                        meaning: "no weights",
+                        meaning: "the primitive has no such tensor",
                     });
                 }
                 Ok(MemoryDesc(*md))
@@ -829,6 +1039,24 @@ pub(crate) mod dnnl {
         }
     }
 
+    /// A caller's buffer a primitive writes for one call.
+    #[derive(Debug)]
+    pub enum BufMut<'a> {
+        /// f32 values.
+        F32(&'a mut [f32]),
+        /// bf16 values (their bits).
+        Bf16(&'a mut [u16]),
+    }
+
+    impl BufMut<'_> {
+        fn bytes(&mut self) -> (usize, *mut c_void) {
+            match self {
+                BufMut::F32(v) => (std::mem::size_of_val(*v), v.as_mut_ptr() as *mut c_void),
+                BufMut::Bf16(v) => (std::mem::size_of_val(*v), v.as_mut_ptr() as *mut c_void),
+            }
+        }
+    }
+
     impl Primitive {
         /// Runs on `stream` with the caller's buffers: each input `(argument, layout, data)`
         /// read, the f32 output written; every buffer must cover its layout's bytes.
@@ -839,25 +1067,36 @@ pub(crate) mod dnnl {
             inputs: &[(c_int, &MemoryDesc, Buf)],
             output: (c_int, &MemoryDesc, &mut [f32]),
         ) -> Result<()> {
-            let mut held = Vec::with_capacity(inputs.len() + 1);
-            let mut args = Vec::with_capacity(inputs.len() + 1);
+            let (arg, desc, out) = output;
+            self.execute_with(engine, stream, inputs, &mut [(arg, desc, BufMut::F32(out))])
+        }
+
+        /// Runs on `stream` with the caller's buffers: each input `(argument, layout, data)`
+        /// read, each output written; every buffer must cover its layout's bytes.
+        pub fn execute_with(
+            &self,
+            engine: &Engine,
+            stream: &Stream,
+            inputs: &[(c_int, &MemoryDesc, Buf)],
+            outputs: &mut [(c_int, &MemoryDesc, BufMut)],
+        ) -> Result<()> {
+            let mut held = Vec::with_capacity(inputs.len() + outputs.len());
+            let mut args = Vec::with_capacity(inputs.len() + outputs.len());
             for (arg, desc, buf) in inputs {
                 let (bytes, ptr) = buf.bytes();
                 let m = Borrowed::new(desc, engine, bytes, ptr)?;
                 args.push(ffi::dnnl_exec_arg_t { arg: *arg, memory: m.0 });
                 held.push(m);
             }
-            let (arg, desc, out) = output;
-            let m = Borrowed::new(
-                desc,
-                engine,
-                std::mem::size_of_val(out),
-                out.as_mut_ptr() as *mut c_void,
-            )?;
-            args.push(ffi::dnnl_exec_arg_t { arg, memory: m.0 });
-            held.push(m);
+            for (arg, desc, buf) in outputs.iter_mut() {
+                let (bytes, ptr) = buf.bytes();
+                let m = Borrowed::new(desc, engine, bytes, ptr)?;
+                args.push(ffi::dnnl_exec_arg_t { arg: *arg, memory: m.0 });
+                held.push(m);
+            }
             // SAFETY: every memory wraps a live buffer of enough bytes, borrowed for this call
-            // (the output uniquely); oneDNN only reads the inputs.
+            // (the outputs uniquely, so no output aliases another buffer); oneDNN only reads
+            // the inputs.
             check("dnnl_primitive_execute", unsafe {
                 ffi::dnnl_primitive_execute(self.0, stream.0, args.len() as c_int, args.as_ptr())
             })?;

@@ -14,17 +14,15 @@
 //! Dropout masks come from a counter-based hash of (seed, step, layer, element), so they do
 //! not depend on the thread count and a resumed run draws the masks an uninterrupted one did.
 
-use rayon::prelude::*;
-
 use crate::activation::{apply, backward, Activation};
 use crate::error::{KernelError, Result};
 use crate::gemm_path::round_bf16;
+pub use crate::optim::Update;
+use crate::optim::{update_in_chunks, Rates};
 use crate::products::{Operand, Products};
 use crate::stack::{Backend, Layer, Precision};
+use crate::team::Team;
 
-const BETA1: f32 = 0.9;
-const BETA2: f32 = 0.999;
-const EPS: f32 = 1e-8;
 /// Elements per task of the element-wise passes.
 const CHUNK: usize = 16 * 1024;
 /// Elements of the block buffers of the fused passes (on the stack).
@@ -37,24 +35,6 @@ pub enum Loss {
     Mse,
     /// Mean absolute error.
     L1,
-}
-
-/// The update rule of the weights.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Update {
-    /// Adam with decoupled weight decay, `w <- w (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps)`
-    /// (beta 0.9 / 0.999, eps 1e-8).
-    AdamW {
-        /// Decoupled weight decay.
-        weight_decay: f32,
-    },
-    /// SGD with momentum, PyTorch's convention: `g <- g + wd w`, `v <- mu v + g`, `w <- w - lr v`.
-    Sgd {
-        /// Momentum `mu`.
-        momentum: f32,
-        /// L2 weight decay.
-        weight_decay: f32,
-    },
 }
 
 /// Inverted dropout on every hidden layer's output while training.
@@ -75,44 +55,6 @@ pub struct TrainerOptions {
     pub backend: Option<Backend>,
     /// Threads (`None`: all of rayon's).
     pub threads: Option<usize>,
-}
-
-/// Where the element-wise passes run: rayon's pool, or, next to oneDNN's kernels, oneDNN's
-/// own OpenMP team (rayon's threads would compete with its spinning workers for the cores).
-#[derive(Clone, Copy, Debug)]
-enum Team {
-    Rayon(usize),
-    #[cfg(feature = "onednn")]
-    OpenMp(usize),
-}
-
-impl Team {
-    fn for_backend(backend: Backend, threads: usize) -> Self {
-        match backend {
-            #[cfg(feature = "onednn")]
-            Backend::OneDnn => Team::OpenMp(threads),
-            _ => Team::Rayon(threads),
-        }
-    }
-
-    /// `f(item)` for every item, in parallel.
-    fn run<T: Send>(self, items: Vec<T>, f: impl Fn(T) + Sync) {
-        match self {
-            Team::Rayon(threads) if threads > 1 => items.into_par_iter().for_each(&f),
-            Team::Rayon(_) => items.into_iter().for_each(f),
-            #[cfg(feature = "onednn")]
-            Team::OpenMp(threads) => {
-                let slots: Vec<std::sync::Mutex<Option<T>>> =
-                    items.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
-                crate::sys::dnnl::parallel_for(threads, slots.len(), &|i| {
-                    let item = slots[i].lock().ok().and_then(|mut slot| slot.take());
-                    if let Some(item) = item {
-                        f(item);
-                    }
-                });
-            }
-        }
-    }
 }
 
 /// A layer's weights, gradients, optimizer state and activations of the current batch.
@@ -614,38 +556,13 @@ impl MlpTrainer {
     /// One update of every weight from the gradients, at rate `lr`.
     pub fn apply_update(&mut self, lr: f32) {
         self.t += 1;
-        let update = self.update;
-        let t = self.t as i32;
-        let (c1, c2) = (1.0 - (BETA1 as f64).powi(t), 1.0 - (BETA2 as f64).powi(t));
-        let (inv_c1, inv_c2) = ((1.0 / c1) as f32, (1.0 / c2) as f32);
+        let rates = Rates::at(self.update, lr, self.t);
         for layer in &mut self.layers {
             for (w, g, m, v) in [
                 (&mut layer.w, &layer.gw, &mut layer.mw, &mut layer.vw),
                 (&mut layer.b, &layer.gb, &mut layer.mb, &mut layer.vb),
             ] {
-                let items: Vec<_> = w
-                    .chunks_mut(CHUNK)
-                    .zip(g.chunks(CHUNK))
-                    .zip(m.chunks_mut(CHUNK).zip(v.chunks_mut(CHUNK)))
-                    .collect();
-                self.team.run(items, |((w, g), (m, v))| match update {
-                    Update::AdamW { weight_decay } => {
-                        let keep = 1.0 - lr * weight_decay;
-                        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                            *m = BETA1 * *m + (1.0 - BETA1) * g;
-                            *v = BETA2 * *v + (1.0 - BETA2) * (g * g);
-                            let step = (*m * inv_c1) / ((*v * inv_c2).sqrt() + EPS);
-                            *w = *w * keep - lr * step;
-                        }
-                    }
-                    Update::Sgd { momentum, weight_decay } => {
-                        for ((w, &g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
-                            let g = g + weight_decay * *w;
-                            *m = momentum * *m + g;
-                            *w -= lr * *m;
-                        }
-                    }
-                });
+                update_in_chunks(self.team, rates, true, w, g, m, v);
             }
         }
         self.refresh_half_weights();

@@ -141,6 +141,17 @@ impl Cifar10 {
     /// in normalized space: the padding is the mean colour) and flipped horizontally with
     /// probability 1/2, drawn from an rng seeded by `augment`.
     pub fn batch(&self, indices: &[usize], augment: Option<u64>, device: &Device) -> Result<(Tensor, Tensor)> {
+        let (x, labels) = self.pixels(indices, augment, Layout::Nchw)?;
+        let b = indices.len();
+        Ok((
+            Tensor::from_vec(x, (b, 3, SIDE, SIDE), device)?,
+            Tensor::from_vec(labels, b, device)?,
+        ))
+    }
+
+    /// The normalized (and, with `augment`, augmented) pixels of images `indices` in
+    /// `layout`, and their labels: what [`Cifar10::batch`] puts in tensors.
+    pub fn pixels(&self, indices: &[usize], augment: Option<u64>, layout: Layout) -> Result<(Vec<f32>, Vec<u32>)> {
         let b = indices.len();
         let mut x = vec![0f32; b * 3 * PLANE];
         let mut rng = augment.map(StdRng::seed_from_u64);
@@ -167,17 +178,27 @@ impl Cifar10 {
                         } else {
                             0.0
                         };
-                        dst[c * PLANE + y * SIDE + xx] = v;
+                        let at = match layout {
+                            Layout::Nchw => c * PLANE + y * SIDE + xx,
+                            Layout::Nhwc => (y * SIDE + xx) * 3 + c,
+                        };
+                        dst[at] = v;
                     }
                 }
             }
         }
         let labels: Vec<u32> = indices.iter().map(|&i| self.labels[i] as u32).collect();
-        Ok((
-            Tensor::from_vec(x, (b, 3, SIDE, SIDE), device)?,
-            Tensor::from_vec(labels, b, device)?,
-        ))
+        Ok((x, labels))
     }
+}
+
+/// The order of a batch's pixel values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `(B, C, H, W)`: candle's convolutions.
+    Nchw,
+    /// `(B, H, W, C)`, channels last: the convolution engine's.
+    Nhwc,
 }
 
 #[cfg(test)]

@@ -10,6 +10,10 @@ pub enum VisionError {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
+    /// An error from the convolution engine.
+    #[error(transparent)]
+    Kernel(#[from] kernels::KernelError),
+
     /// An error from the condensation core.
     #[error(transparent)]
     Condense(#[from] condense::CondenseError),

@@ -18,6 +18,7 @@ struct ReadmeDoctests;
 
 pub mod cifar;
 pub mod error;
+pub mod fast;
 pub mod fused;
 pub mod mobilenet;
 pub mod pipeline;

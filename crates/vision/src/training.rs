@@ -1,8 +1,10 @@
-//! Training a [`MobileNetV2`] on CIFAR-10 on the CPU, on the workspace's one training driver
-//! ([`condense::fit`]): mini-batches of augmented images, softmax cross-entropy, the
-//! optimizer and schedule of a [`condense::TrainConfig`] (by default SGD with momentum, linear
-//! warm-up and a cosine decay to zero; weight decay on conv and linear weights only), and
-//! checkpoints that resume exactly (weights, BN statistics, momentum buffers, position).
+//! Training a MobileNetV2 on CIFAR-10 on the CPU, on the convolution engine
+//! ([`crate::fast`]: oneDNN convolutions, f32 or bf16) and the workspace's one training driver
+//! ([`condense::fit`]): mini-batches of augmented images, softmax cross-entropy (optionally
+//! against smoothed labels), the optimizer and schedule of a [`condense::TrainConfig`] (by
+//! default SGD with momentum, linear warm-up and a cosine decay to zero; weight decay on conv
+//! and linear weights only), and checkpoints that resume exactly (weights, BN statistics,
+//! momentum buffers, position).
 //!
 //! Every random choice (epoch order, augmentation, dropout) is a function of the seed and the
 //! step, so a resumed run is the run that was not interrupted.
@@ -10,17 +12,20 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, D};
-use condense::training::{Evaluation, FitOptions, Learner, OptimizerState, Param, StepOutput};
+use candle_core::{Device, Tensor};
+use condense::training::{Evaluation, FitOptions, Learner, StepOutput};
 use condense::{Checkpointing, LossKind, Optimizer, Params, Schedule, StepProgress, TrainConfig, TrainHistory};
+use kernels::convnet::{BatchStats, ConvNetOptions};
+use kernels::Update;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::cifar::Cifar10;
+use crate::cifar::{Cifar10, Layout, SIDE};
 use crate::error::{into_condense, Result, VisionError};
-use crate::mobilenet::{MobileNetV2, MobileNetV2Spec};
+use crate::fast::FastMobileNet;
+use crate::mobilenet::MobileNetV2Spec;
 
 /// How images are trained: the shared training settings and the augmentation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +34,14 @@ pub struct ImageTraining {
     pub train: TrainConfig,
     /// Random crop (padding 4) and horizontal flip.
     pub augment: bool,
+    /// Label smoothing: the targets put `1 - smoothing` on the label and spread the rest over
+    /// every class (files without it: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for ImageTraining {
@@ -47,6 +60,7 @@ impl Default for ImageTraining {
                 optimizer: Optimizer::Sgd {
                     momentum: 0.9,
                     weight_decay: 4e-5,
+                    nesterov: false,
                 },
                 loss: LossKind::CrossEntropy,
                 dropout: 0.0,
@@ -54,6 +68,7 @@ impl Default for ImageTraining {
                 precision: Default::default(),
             },
             augment: true,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -65,6 +80,12 @@ impl ImageTraining {
             return Err(VisionError::InvalidOption {
                 name: "train.loss",
                 message: "image classification trains with cross_entropy".into(),
+            });
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(VisionError::InvalidOption {
+                name: "label_smoothing",
+                message: format!("must lie in [0, 1), got {}", self.label_smoothing),
             });
         }
         if self.train.dropout != 0.0 {
@@ -114,21 +135,48 @@ pub fn train(
     };
     let fitted = condense::fit(&mut learner, &config.train, &options, on_step)?;
     Ok(Trained {
-        params: learner.net.params(),
+        params: learner.net.params()?,
         history: fitted.history,
         finished: fitted.finished,
     })
 }
 
-/// A MobileNetV2 with its optimizer and images.
+/// A MobileNetV2 on the convolution engine with its images.
 struct ImageLearner<'a> {
-    net: MobileNetV2,
-    params: Vec<Param>,
-    optimizer: OptimizerState,
+    net: FastMobileNet,
     data: &'a Cifar10,
     eval: Option<&'a Cifar10>,
     augment: bool,
+    smoothing: f32,
     seed: u64,
+}
+
+/// The engine's update rule for `optimizer`.
+fn update_rule(optimizer: Optimizer) -> Update {
+    match optimizer {
+        Optimizer::AdamW { weight_decay } => Update::AdamW {
+            weight_decay: weight_decay as f32,
+        },
+        Optimizer::Sgd {
+            momentum,
+            weight_decay,
+            nesterov,
+        } => Update::Sgd {
+            momentum: momentum as f32,
+            weight_decay: weight_decay as f32,
+            nesterov,
+        },
+    }
+}
+
+/// The engine with `spec` and `params` on CIFAR-sized images, training with `config`.
+pub fn engine(spec: &MobileNetV2Spec, params: &Params, config: &TrainConfig) -> Result<FastMobileNet> {
+    let options = ConvNetOptions {
+        precision: config.precision,
+        update: update_rule(config.optimizer),
+        ..Default::default()
+    };
+    FastMobileNet::new(spec, params, SIDE, options)
 }
 
 impl<'a> ImageLearner<'a> {
@@ -139,24 +187,12 @@ impl<'a> ImageLearner<'a> {
         eval: Option<&'a Cifar10>,
         config: &ImageTraining,
     ) -> Result<Self> {
-        let net = MobileNetV2::new(spec, params)?;
-        let mut vars: Vec<(String, candle_core::Var)> = net.trainable().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let params: Vec<Param> = vars
-            .into_iter()
-            .map(|(name, var)| Param {
-                decay: var.rank() >= 2,
-                name,
-                var,
-            })
-            .collect();
         Ok(ImageLearner {
-            optimizer: OptimizerState::new(config.train.optimizer, &params)?,
-            net,
-            params,
+            net: engine(spec, params, &config.train)?,
             data,
             eval,
             augment: config.augment,
+            smoothing: config.label_smoothing as f32,
             seed: config.train.seed,
         })
     }
@@ -170,19 +206,29 @@ impl Learner for ImageLearner<'_> {
     fn step(&mut self, rows: &[u32], lr: f64, step: usize) -> condense::Result<StepOutput> {
         let idx: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
         let step_seed = self.seed.wrapping_mul(1_000_003).wrapping_add(step as u64);
-        let run = || -> Result<(Tensor, usize, candle_core::backprop::GradStore)> {
-            let (x, y) = self.data.batch(&idx, self.augment.then_some(step_seed), &Device::Cpu)?;
-            let logits = self.net.forward(&x, true, step_seed ^ 0x5DEECE66D)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let correct = correct_count(&logits, &y)?;
-            let grads = loss.backward()?;
-            Ok((loss, correct, grads))
+        let mut run = || -> Result<BatchStats> {
+            let (x, y) = self
+                .data
+                .pixels(&idx, self.augment.then_some(step_seed), Layout::Nhwc)?;
+            self.net.step(
+                &x,
+                &y,
+                idx.len(),
+                lr as f32,
+                self.smoothing,
+                step_seed ^ 0x5DEECE66D,
+                step,
+            )
         };
-        let (loss, correct, grads) = run().map_err(into_condense)?;
-        self.optimizer.step(&self.params, &grads, lr)?;
+        let stats = run().map_err(into_condense)?;
+        if !stats.loss.is_finite() {
+            return Err(into_condense(VisionError::NonFinite {
+                what: format!("training loss at step {step}"),
+            }));
+        }
         Ok(StepOutput {
-            loss: loss.to_scalar::<f32>()? as f64,
-            correct: Some(correct),
+            loss: stats.loss,
+            correct: Some(stats.correct),
         })
     }
 
@@ -190,7 +236,7 @@ impl Learner for ImageLearner<'_> {
         let metrics = match self.eval {
             Some(e) => vec![(
                 "eval_accuracy".to_string(),
-                accuracy(&self.net.spec, &self.net.params(), e, 500).map_err(into_condense)?,
+                engine_accuracy(&mut self.net, e, EVAL_BATCH).map_err(into_condense)?,
             )],
             None => Vec::new(),
         };
@@ -201,28 +247,71 @@ impl Learner for ImageLearner<'_> {
     }
 
     fn state(&self) -> condense::Result<HashMap<String, Tensor>> {
-        let mut map: HashMap<String, Tensor> = self.net.params().into_iter().collect();
-        map.extend(self.optimizer.tensors(&self.params, &Device::Cpu)?);
+        let mut map: HashMap<String, Tensor> = self.net.params().map_err(into_condense)?.into_iter().collect();
+        let net = self.net.engine_ref();
+        let dev = Device::Cpu;
+        map.insert("optim.t".to_string(), Tensor::new(&[net.steps() as u32], &dev)?);
+        for (i, p) in net.params().iter().enumerate() {
+            let (m, v) = net.moments(i);
+            for (kind, values) in [("m", m), ("v", v)] {
+                if !values.is_empty() {
+                    map.insert(
+                        format!("optim.{kind}.{}", p.name),
+                        Tensor::from_slice(values, values.len(), &dev)?,
+                    );
+                }
+            }
+        }
         Ok(map)
     }
 
     fn restore(&mut self, state: &HashMap<String, Tensor>, source: &Path) -> condense::Result<()> {
-        let data = self
-            .net
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| into_condense(VisionError::Network("poisoned parameter lock".into())))?;
-        for (name, var) in data.iter() {
-            let t = state.get(name).ok_or_else(|| condense::CondenseError::Format {
-                path: source.to_path_buf(),
-                message: format!("missing tensor '{name}'"),
-            })?;
-            var.set(t)?;
+        let format = |message: String| condense::CondenseError::Format {
+            path: source.to_path_buf(),
+            message,
+        };
+        let values = |name: &str, len: usize| -> condense::Result<Vec<f32>> {
+            let t = state
+                .get(name)
+                .ok_or_else(|| format(format!("missing tensor '{name}'")))?;
+            let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+            if v.len() != len {
+                return Err(format(format!(
+                    "tensor '{name}' has {} values, expected {len}",
+                    v.len()
+                )));
+            }
+            Ok(v)
+        };
+        let t = state
+            .get("optim.t")
+            .ok_or_else(|| format("missing tensor 'optim.t'".into()))?
+            .to_vec1::<u32>()?
+            .first()
+            .copied()
+            .unwrap_or(0) as usize;
+        let net = self.net.engine();
+        let mut moments = Vec::new();
+        for i in 0..net.params().len() {
+            let p = &net.params()[i];
+            let (name, len) = (p.name.clone(), p.values.len());
+            let (m_len, v_len) = (net.moments(i).0.len(), net.moments(i).1.len());
+            let v = values(&name, len)?;
+            net.set_param(i, &v).map_err(|e| format(e.to_string()))?;
+            let m = if m_len > 0 {
+                values(&format!("optim.m.{name}"), m_len)?
+            } else {
+                Vec::new()
+            };
+            let s = if v_len > 0 {
+                values(&format!("optim.v.{name}"), v_len)?
+            } else {
+                Vec::new()
+            };
+            moments.push((m, s));
         }
-        drop(data);
-        self.optimizer
-            .restore(&self.params, state, &source.display().to_string())
+        let refs: Vec<(&[f32], &[f32])> = moments.iter().map(|(m, v)| (m.as_slice(), v.as_slice())).collect();
+        net.set_moments(t, &refs).map_err(|e| format(e.to_string()))
     }
 
     fn keep_best(&mut self) -> condense::Result<()> {
@@ -234,9 +323,23 @@ impl Learner for ImageLearner<'_> {
     }
 }
 
-fn correct_count(logits: &Tensor, y: &Tensor) -> Result<usize> {
-    let pred = logits.argmax(D::Minus1)?;
-    Ok(pred.eq(y)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize)
+/// Images per evaluation batch.
+const EVAL_BATCH: usize = 500;
+
+/// Top-1 accuracy of the engine in evaluation mode over `data`.
+fn engine_accuracy(net: &mut FastMobileNet, data: &Cifar10, batch: usize) -> Result<f64> {
+    let idx: Vec<usize> = (0..data.len()).collect();
+    let mut correct = 0;
+    let classes = net.spec.num_classes;
+    for chunk in idx.chunks(batch.max(1)) {
+        let (x, y) = data.pixels(chunk, None, Layout::Nhwc)?;
+        let scores = net.predict(&x, chunk.len())?;
+        for (s, &label) in scores.chunks(classes).zip(&y) {
+            let best = s.iter().enumerate().fold(0, |b, (i, &v)| if v > s[b] { i } else { b });
+            correct += (best == label as usize) as usize;
+        }
+    }
+    Ok(correct as f64 / data.len().max(1) as f64)
 }
 
 /// Replaces the BN running statistics of `params` by their average over `batches` batches of
@@ -251,29 +354,22 @@ pub fn recalibrate_batch_norm(
     batches: usize,
     batch_size: usize,
 ) -> Result<Params> {
-    let mut current = params.clone();
+    let mut net = engine(spec, params, &ImageTraining::default().train)?;
     let mut order: Vec<usize> = (0..data.len()).collect();
     order.shuffle(&mut StdRng::seed_from_u64(0xB4));
     for (k, chunk) in order.chunks(batch_size.max(2)).take(batches.max(1)).enumerate() {
         // Momentum 1/(k+1): after batch k the statistics are the mean over batches 0..=k.
-        let net = MobileNetV2::with_bn_momentum(spec, &current, 1.0 / (k + 1) as f64)?;
-        let (x, _) = data.batch(chunk, None, &Device::Cpu)?;
-        net.forward(&x, true, 0)?;
-        current = net.params();
+        net.engine().set_bn_momentum(1.0 / (k + 1) as f32)?;
+        let (x, _) = data.pixels(chunk, None, Layout::Nhwc)?;
+        net.engine().update_statistics(&x, chunk.len())?;
     }
-    Ok(current)
+    net.params()
 }
 
 /// Top-1 accuracy of the network in evaluation mode (BN running statistics, no dropout).
 pub fn accuracy(spec: &MobileNetV2Spec, params: &Params, data: &Cifar10, batch: usize) -> Result<f64> {
-    let net = MobileNetV2::new(spec, params)?;
-    let mut correct = 0;
-    let idx: Vec<usize> = (0..data.len()).collect();
-    for chunk in idx.chunks(batch.max(1)) {
-        let (x, y) = data.batch(chunk, None, &Device::Cpu)?;
-        correct += correct_count(&net.forward(&x, false, 0)?, &y)?;
-    }
-    Ok(correct as f64 / data.len().max(1) as f64)
+    let mut net = engine(spec, params, &ImageTraining::default().train)?;
+    engine_accuracy(&mut net, data, batch)
 }
 
 /// Writes parameters and a JSON description as `STEM.safetensors` + `STEM.json`, atomically.

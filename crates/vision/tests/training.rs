@@ -48,6 +48,7 @@ fn learns_and_resumes_exactly() {
             ..base.train
         },
         augment: true,
+        label_smoothing: 0.1,
     };
     let full = train(
         &spec,

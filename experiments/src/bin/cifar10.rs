@@ -135,11 +135,13 @@ impl RunArgs {
                 optimizer: Optimizer::Sgd {
                     momentum: 0.9,
                     weight_decay: 4e-5,
+                    nesterov: false,
                 },
                 seed,
                 ..base.train.clone()
             },
             augment: true,
+            label_smoothing: 0.0,
         };
         CifarConfig {
             downsampling: self.downsampling.into(),

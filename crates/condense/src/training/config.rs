@@ -68,12 +68,15 @@ pub enum Optimizer {
         weight_decay: f64,
     },
     /// SGD with momentum, PyTorch's convention: `g <- g + wd w`, `v <- mu v + g`,
-    /// `w <- w - lr v`.
+    /// `w <- w - lr v`, or with Nesterov's momentum `w <- w - lr (g + mu v)`.
     Sgd {
         /// Momentum `mu` in `[0, 1)`.
         momentum: f64,
         /// L2 weight decay, applied to the parameters the model marks as decayed.
         weight_decay: f64,
+        /// Nesterov's momentum (files without the field: plain momentum).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nesterov: bool,
     },
 }
 

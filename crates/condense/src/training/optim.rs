@@ -81,7 +81,11 @@ impl OptimizerState {
                     self.second[i] = Some(v);
                 }
             }
-            Optimizer::Sgd { momentum, weight_decay } => {
+            Optimizer::Sgd {
+                momentum,
+                weight_decay,
+                nesterov,
+            } => {
                 for (i, p) in params.iter().enumerate() {
                     let Some(g) = grads.get(&p.var) else { continue };
                     let w = p.var.as_tensor().detach();
@@ -91,10 +95,11 @@ impl OptimizerState {
                         g.clone()
                     };
                     let v = match &self.first[i] {
-                        Some(v) => ((v * momentum)? + g)?,
-                        None => g,
+                        Some(v) => ((v * momentum)? + &g)?,
+                        None => g.clone(),
                     };
-                    p.var.set(&(&w - (&v * lr)?)?)?;
+                    let step = if nesterov { (&g + (&v * momentum)?)? } else { v.clone() };
+                    p.var.set(&(&w - (step * lr)?)?)?;
                     self.first[i] = Some(v);
                 }
             }

@@ -225,9 +225,14 @@ pub(crate) fn trainer_for(mlp: &Mlp, config: &TrainConfig) -> Result<MlpTrainer>
         Optimizer::AdamW { weight_decay } => Update::AdamW {
             weight_decay: weight_decay as f32,
         },
-        Optimizer::Sgd { momentum, weight_decay } => Update::Sgd {
+        Optimizer::Sgd {
+            momentum,
+            weight_decay,
+            nesterov,
+        } => Update::Sgd {
             momentum: momentum as f32,
             weight_decay: weight_decay as f32,
+            nesterov,
         },
     };
     let options = TrainerOptions {

@@ -26,20 +26,23 @@ fn channel_stats(x: &[f32], b: usize, c: usize, plane: usize) -> Stats {
     let per: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ch| {
+            // Sums of x - x[0] (shifted: no cancellation for channels far from zero).
+            let shift = x[ch * plane];
             let (mut sum, mut sq) = (0f64, 0f64);
             for img in 0..b {
                 let p = &x[(img * c + ch) * plane..(img * c + ch + 1) * plane];
                 let (mut s1, mut s2) = (0f32, 0f32);
                 for &v in p {
-                    s1 += v;
-                    s2 += v * v;
+                    let d = v - shift;
+                    s1 += d;
+                    s2 += d * d;
                 }
                 sum += s1 as f64;
                 sq += s2 as f64;
             }
             let n = (b * plane) as f64;
             let mean = sum / n;
-            (mean, (sq / n - mean * mean).max(0.0))
+            (shift as f64 + mean, (sq / n - mean * mean).max(0.0))
         })
         .collect();
     let (mean, var) = per.into_iter().unzip();

@@ -1,0 +1,215 @@
+//! The convolution engine's MobileNetV2 ([`vision::fast::FastMobileNet`]) against the candle
+//! network, the reference: class scores, the label-smoothed loss, every parameter's gradient
+//! and the running statistics of a training pass agree within 1e-4 relative in f32, and the
+//! evaluation-mode scores too; bf16 convolutions stay within a few percent and are not f32.
+
+use candle_core::{Device, Tensor, D};
+use kernels::convnet::ConvNetOptions;
+use kernels::Precision;
+use vision::cifar::{Cifar10, Layout, PLANE};
+use vision::fast::FastMobileNet;
+use vision::reduction::scaled;
+use vision::{Downsampling, MobileNetV2, MobileNetV2Spec};
+
+const SMOOTHING: f32 = 0.1;
+
+/// A narrow network with CIFAR strides (stride-1 residual blocks, stride-2 stages, a
+/// depthwise-only first block) and no dropout.
+fn spec() -> MobileNetV2Spec {
+    let mut s = scaled(&MobileNetV2Spec::torchvision(10, Downsampling::Cifar), 0.2, 4);
+    s.blocks.truncate(8);
+    s.dropout = 0.0;
+    s
+}
+
+fn images(n: usize) -> Cifar10 {
+    let mut d = Cifar10::default();
+    for i in 0..n {
+        d.labels.push((i * 7 % 10) as u8);
+        d.pixels
+            .extend((0..3 * PLANE).map(|p| (((p * 2654435761 + i * 40503) >> 7) & 0xff) as u8));
+    }
+    d
+}
+
+/// max |a - b| / max |b|.
+fn relative(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30) as f64;
+    a.iter().zip(b).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max) / scale
+}
+
+/// Each trainable parameter's gradient error `|a - b| / |b|` (Euclidean) against candle's.
+/// The shift of a norm whose output only feeds a convolution and a norm has a gradient that
+/// is zero up to rounding (the next norm's input gradient sums to zero per channel), so a
+/// shift's error is taken relative to the larger of its own and its scale's gradient.
+fn gradient_errors(fast: &FastMobileNet, want: &[Named]) -> Vec<(String, f64)> {
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    want.iter()
+        .map(|(name, b)| {
+            let a = fast.engine_ref().gradient(fast.index(name).unwrap());
+            let diff: Vec<f32> = a.iter().zip(b).map(|(p, q)| p - q).collect();
+            let mut scale = norm(b);
+            if let Some(layer) = name
+                .strip_suffix(".bias")
+                .filter(|_| b.len() == a.len() && !name.starts_with("classifier"))
+            {
+                if let Some((_, g)) = want.iter().find(|(n, _)| *n == format!("{layer}.weight")) {
+                    scale = scale.max(norm(g));
+                }
+            }
+            (name.clone(), norm(&diff) / scale.max(1e-30))
+        })
+        .collect()
+}
+
+/// A parameter's name and values.
+type Named = (String, Vec<f32>);
+
+/// Candle's training pass: scores, loss and the gradient of every trainable parameter.
+fn candle_pass(net: &MobileNetV2, x: &Tensor, labels: &[u32]) -> (Vec<f32>, f64, Vec<Named>) {
+    let logits = net.forward(x, true, 0).unwrap();
+    let k = logits.dim(1).unwrap();
+    let n = labels.len();
+    let log_p = logits
+        .broadcast_sub(&logits.exp().unwrap().sum_keepdim(D::Minus1).unwrap().log().unwrap())
+        .unwrap();
+    let q: Vec<f32> = (0..n * k)
+        .map(|i| {
+            SMOOTHING / k as f32
+                + if labels[i / k] as usize == i % k {
+                    1.0 - SMOOTHING
+                } else {
+                    0.0
+                }
+        })
+        .collect();
+    let q = Tensor::from_vec(q, (n, k), &Device::Cpu).unwrap();
+    let loss = ((log_p * q).unwrap().sum_all().unwrap() * (-1.0 / n as f64)).unwrap();
+    let grads = loss.backward().unwrap();
+    let data = net.varmap.data().lock().unwrap();
+    let mut out: Vec<(String, Vec<f32>)> = data
+        .iter()
+        .filter_map(|(name, var)| {
+            grads
+                .get(var.as_tensor())
+                .map(|g| (name.clone(), g.flatten_all().unwrap().to_vec1().unwrap()))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    (
+        logits.flatten_all().unwrap().to_vec1().unwrap(),
+        loss.to_scalar::<f32>().unwrap() as f64,
+        out,
+    )
+}
+
+fn engine(spec: &MobileNetV2Spec, params: &condense::Params, precision: Precision) -> FastMobileNet {
+    let options = ConvNetOptions {
+        precision,
+        threads: Some(2),
+        ..Default::default()
+    };
+    FastMobileNet::new(spec, params, 32, options).unwrap()
+}
+
+#[test]
+fn training_pass_and_evaluation_match_candle() {
+    let spec = spec();
+    let params = spec.init(5).unwrap();
+    let data = images(6);
+    let idx: Vec<usize> = (0..6).collect();
+    let (x, labels) = data.batch(&idx, None, &Device::Cpu).unwrap();
+    let labels: Vec<u32> = labels.to_vec1().unwrap();
+    let (x_last, _) = data.pixels(&idx, None, Layout::Nhwc).unwrap();
+
+    let reference = MobileNetV2::new(&spec, &params).unwrap();
+    let (want_scores, want_loss, want_grads) = candle_pass(&reference, &x, &labels);
+    assert!(want_grads.len() > 40, "{} gradients", want_grads.len());
+
+    let mut fast = engine(&spec, &params, Precision::F32);
+    let stats = fast.engine().gradients(&x_last, &labels, 6, SMOOTHING, 0, 0).unwrap();
+    let r = relative(fast.engine_ref().scores(), &want_scores);
+    assert!(r < 1e-4, "scores off by {r:e}");
+    assert!(
+        ((stats.loss - want_loss) / want_loss).abs() < 1e-5,
+        "loss {} against {want_loss}",
+        stats.loss
+    );
+    let errors = gradient_errors(&fast, &want_grads);
+    let close = errors.iter().filter(|(_, e)| *e < 1e-4).count();
+    for (name, e) in &errors {
+        assert!(*e < 5e-3, "gradient of {name} off by {e:e}");
+    }
+    assert!(
+        close * 10 >= errors.len() * 8,
+        "only {close} of {} gradients within 1e-4",
+        errors.len()
+    );
+    // The running statistics moved as candle's did.
+    let moved = fast.params().unwrap();
+    let data_ref = reference.varmap.data().lock().unwrap();
+    let values = |name: &str| -> Vec<f32> { data_ref[name].as_tensor().flatten_all().unwrap().to_vec1().unwrap() };
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    for name in data_ref.keys().filter(|n| n.contains("running")) {
+        let want = values(name);
+        let got: Vec<f32> = moved[name].flatten_all().unwrap().to_vec1().unwrap();
+        let diff: Vec<f32> = got.iter().zip(&want).map(|(a, b)| a - b).collect();
+        // A mean that is zero up to rounding (see `gradient_errors`) is measured against the
+        // variance's size.
+        let scale = norm(&want).max(norm(&values(&name.replace("running_mean", "running_var"))));
+        let r = norm(&diff) / scale;
+        assert!(r < 1e-5, "{name} off by {r:e}");
+    }
+    drop(data_ref);
+    // Evaluation with the moved statistics.
+    let want: Vec<f32> = reference
+        .forward(&x, false, 0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let got = fast.predict(&x_last, 6).unwrap();
+    let r = relative(&got, &want);
+    assert!(r < 1e-4, "evaluation scores off by {r:e}");
+
+    // bf16 convolutions: near f32, never equal to it.
+    let mut half = engine(&spec, &params, Precision::Bf16);
+    half.engine().gradients(&x_last, &labels, 6, SMOOTHING, 0, 0).unwrap();
+    let r = relative(half.engine_ref().scores(), &want_scores);
+    assert!(r < 5e-2 && r > 0.0, "bf16 scores off by {r:e}");
+    // Single gradients can be sums that cancel (small batch, random weights): rounding the
+    // operands to 8 bits moves them by tens of percent. The whole gradient keeps its
+    // direction.
+    let (mut dot, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (name, want) in &want_grads {
+        for (&a, &b) in half.engine_ref().gradient(half.index(name).unwrap()).iter().zip(want) {
+            dot += a as f64 * b as f64;
+            aa += (a as f64).powi(2);
+            bb += (b as f64).powi(2);
+        }
+    }
+    let cosine = dot / (aa * bb).sqrt();
+    assert!(
+        cosine > 0.95 && cosine < 1.0 - 1e-7,
+        "bf16 gradient at cosine {cosine} to f32's"
+    );
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let spec = spec();
+    let params = spec.init(1).unwrap();
+    let mut fast = engine(&spec, &params, Precision::F32);
+    let x = vec![0.5f32; 2 * 32 * 32 * 3];
+    assert!(fast.predict(&x[1..], 2).is_err());
+    assert!(fast.engine().gradients(&x, &[0, 10], 2, 0.0, 0, 0).is_err());
+    assert!(fast.engine().gradients(&x, &[0, 1], 2, 1.0, 0, 0).is_err());
+    let mut nan = x.clone();
+    nan[5] = f32::NAN;
+    assert!(fast.predict(&nan, 2).is_err());
+    let mut wrong = params.clone();
+    wrong.remove("classifier.1.bias");
+    assert!(FastMobileNet::new(&spec, &wrong, 32, ConvNetOptions::default()).is_err());
+}
