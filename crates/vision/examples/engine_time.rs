@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut train, mut eval) = (Vec::new(), Vec::new());
     for round in 0..6 {
         let t = Instant::now();
-        net.step(&x, &labels, batch, 0.01, 0.1, 0, round)?;
+        net.step(&x, &labels, batch, 0.01, 0.1, 0, round, None)?;
         let step = t.elapsed().as_secs_f64();
         let t = Instant::now();
         net.predict(&x, batch)?;

@@ -4,7 +4,7 @@
 //! candle [`crate::MobileNetV2`], which stays the reference its tests compare against.
 
 use candle_core::{Device, Tensor};
-use kernels::convnet::{BatchStats, ConvNet, ConvNetOptions, Node, Param, Role};
+use kernels::convnet::{BatchStats, ConvNet, ConvNetOptions, Distillation, Node, Param, Role};
 
 use crate::error::{Result, VisionError};
 use crate::mobilenet::MobileNetV2Spec;
@@ -75,8 +75,9 @@ impl FastMobileNet {
         smoothing: f32,
         seed: u64,
         step: usize,
+        teacher: Option<Distillation>,
     ) -> Result<BatchStats> {
-        Ok(self.net.step(x, labels, rows, lr, smoothing, seed, step)?)
+        Ok(self.net.step(x, labels, rows, lr, smoothing, seed, step, teacher)?)
     }
 }
 

@@ -22,7 +22,7 @@ use crate::cifar::Cifar10;
 use crate::error::{into_condense, Result, VisionError};
 use crate::mobilenet::{Downsampling, MobileNetV2Spec};
 use crate::reduction::{fraction_for_ratio, scaled, set_widths, with_set_widths, Network};
-use crate::training::{accuracy, load, recalibrate_batch_norm, save, train, ImageTraining};
+use crate::training::{accuracy, load, recalibrate_batch_norm, save, train, ImageTraining, Teacher};
 
 /// How merged channels are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +72,12 @@ impl CifarConfig {
         }
         if self.rounds == 0 {
             return bad("rounds", "must be at least 1".into());
+        }
+        if self.original.distillation.is_some() {
+            return bad(
+                "original.distillation",
+                "the original has no teacher; distillation belongs to the retraining settings".into(),
+            );
         }
         if self.merge == MergeVariant::Refit && self.refit_images == 0 {
             return bad("refit images", "must be at least 1 with the refit merge".into());
@@ -236,6 +242,7 @@ pub fn run(
         images,
         retrain: config.retrain.clone(),
         recipe: config.original.clone(),
+        teacher: config.retrain.distillation.map(|_| original.clone()),
         progress,
     };
     let original_acc = 1.0 - task.validation_loss(&original).map_err(VisionError::Condense)?;
@@ -334,9 +341,16 @@ fn original(
     let init = spec.init(config.seed)?;
     let t = &config.original.train;
     progress.stage("train", images.train.len().div_ceil(t.batch_size) * t.epochs);
-    let out = train(&spec, &init, &images.train, None, &config.original, ck, &mut |p| {
-        step(progress, &p)
-    })
+    let out = train(
+        &spec,
+        &init,
+        &images.train,
+        None,
+        &config.original,
+        None,
+        ck,
+        &mut |p| step(progress, &p),
+    )
     .map_err(|e| hint(e, "the original"))?;
     if !out.finished {
         progress.note("stopped at the step limit; run again to resume from the checkpoint");
@@ -451,6 +465,8 @@ struct ImageTask<'a> {
     images: &'a Images,
     retrain: ImageTraining,
     recipe: ImageTraining,
+    /// The original, which retraining distils from when its settings ask for it.
+    teacher: Option<Network>,
     progress: &'a mut dyn Observer,
 }
 
@@ -460,12 +476,20 @@ impl ImageTask<'_> {
         self.progress
             .stage(what, self.images.train.len().div_ceil(t.batch_size) * t.epochs);
         let progress = &mut *self.progress;
+        let teacher = match (&config.distillation, &self.teacher) {
+            (Some(_), Some(t)) => Some(Teacher {
+                spec: &t.spec,
+                params: &t.params,
+            }),
+            _ => None,
+        };
         let out = train(
             &net.spec,
             &net.params,
             &self.images.train,
             None,
             config,
+            teacher,
             &Checkpointing::default(),
             &mut |p| step(progress, &p),
         )

@@ -15,7 +15,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use condense::training::{Evaluation, FitOptions, Learner, StepOutput};
 use condense::{Checkpointing, LossKind, Optimizer, Params, Schedule, StepProgress, TrainConfig, TrainHistory};
-use kernels::convnet::{BatchStats, ConvNetOptions};
+use kernels::convnet::{BatchStats, ConvNetOptions, Distillation};
 use kernels::Update;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -38,6 +38,30 @@ pub struct ImageTraining {
     /// every class (files without it: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub label_smoothing: f64,
+    /// Knowledge distillation from a teacher network (the unreduced original when a reduced
+    /// net is retrained); [`train`] then needs the teacher. Files without it: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distillation: Option<DistillationSettings>,
+}
+
+/// How a student learns from its teacher: the loss is `(1 - weight) * cross-entropy + weight *
+/// T^2 * KL(teacher || student)` at softmax temperature `T` (Hinton et al. 2015), the teacher
+/// scoring the student's own (augmented) batch in evaluation mode.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DistillationSettings {
+    /// Weight of the distillation term, in `[0, 1]`.
+    pub weight: f64,
+    /// Softmax temperature `T` (> 0).
+    pub temperature: f64,
+}
+
+/// The network a student distils from (see [`DistillationSettings`]).
+#[derive(Clone, Copy)]
+pub struct Teacher<'a> {
+    /// The teacher's architecture.
+    pub spec: &'a MobileNetV2Spec,
+    /// The teacher's trained parameters (with BN statistics).
+    pub params: &'a Params,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -69,6 +93,7 @@ impl Default for ImageTraining {
             },
             augment: true,
             label_smoothing: 0.0,
+            distillation: None,
         }
     }
 }
@@ -87,6 +112,20 @@ impl ImageTraining {
                 name: "label_smoothing",
                 message: format!("must lie in [0, 1), got {}", self.label_smoothing),
             });
+        }
+        if let Some(d) = self.distillation {
+            if !(0.0..=1.0).contains(&d.weight) {
+                return Err(VisionError::InvalidOption {
+                    name: "distillation.weight",
+                    message: format!("must lie in [0, 1], got {}", d.weight),
+                });
+            }
+            if !(d.temperature > 0.0 && d.temperature.is_finite()) {
+                return Err(VisionError::InvalidOption {
+                    name: "distillation.temperature",
+                    message: format!("must be positive and finite, got {}", d.temperature),
+                });
+            }
         }
         if self.train.dropout != 0.0 {
             return Err(VisionError::InvalidOption {
@@ -109,14 +148,17 @@ pub struct Trained {
     pub finished: bool,
 }
 
-/// Trains the network `spec` from `params` on `data` (evaluating on `eval` after each epoch).
+/// Trains the network `spec` from `params` on `data` (evaluating on `eval` after each epoch),
+/// distilling from `teacher` when `config.distillation` asks for it (and only then).
 /// A checkpoint must have been written with the same settings, network and image count.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     spec: &MobileNetV2Spec,
     params: &Params,
     data: &Cifar10,
     eval: Option<&Cifar10>,
     config: &ImageTraining,
+    teacher: Option<Teacher>,
     checkpointing: &Checkpointing,
     on_step: &mut dyn FnMut(StepProgress),
 ) -> Result<Trained> {
@@ -127,11 +169,44 @@ pub fn train(
             message: "none".into(),
         });
     }
-    let mut learner = ImageLearner::new(spec, params, data, eval, config)?;
+    let teacher = match (config.distillation, teacher) {
+        (Some(settings), Some(t)) => {
+            if t.spec.num_classes != spec.num_classes {
+                return Err(VisionError::InvalidOption {
+                    name: "teacher",
+                    message: format!(
+                        "scores {} classes, the student {}",
+                        t.spec.num_classes, spec.num_classes
+                    ),
+                });
+            }
+            Some((engine(t.spec, t.params, &config.train)?, settings))
+        }
+        (Some(_), None) => {
+            return Err(VisionError::InvalidOption {
+                name: "distillation",
+                message: "configured but no teacher network given".into(),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(VisionError::InvalidOption {
+                name: "teacher",
+                message: "given but the training settings have no distillation".into(),
+            })
+        }
+        (None, None) => None,
+    };
+    let teacher_params = teacher.as_ref().map(|(net, _)| net.spec.parameter_count());
+    let mut learner = ImageLearner::new(spec, params, data, eval, config, teacher)?;
     let options = FitOptions {
         patience: None,
         checkpointing: checkpointing.clone(),
-        fingerprint: serde_json::json!({"config": config, "spec": spec, "train_images": data.len()}),
+        fingerprint: serde_json::json!({
+            "config": config,
+            "spec": spec,
+            "train_images": data.len(),
+            "teacher_parameters": teacher_params,
+        }),
     };
     let fitted = condense::fit(&mut learner, &config.train, &options, on_step)?;
     Ok(Trained {
@@ -149,6 +224,8 @@ struct ImageLearner<'a> {
     augment: bool,
     smoothing: f32,
     seed: u64,
+    /// The teacher on the engine and how to distil from it.
+    teacher: Option<(FastMobileNet, DistillationSettings)>,
 }
 
 /// The engine's update rule for `optimizer`.
@@ -186,6 +263,7 @@ impl<'a> ImageLearner<'a> {
         data: &'a Cifar10,
         eval: Option<&'a Cifar10>,
         config: &ImageTraining,
+        teacher: Option<(FastMobileNet, DistillationSettings)>,
     ) -> Result<Self> {
         Ok(ImageLearner {
             net: engine(spec, params, &config.train)?,
@@ -194,6 +272,7 @@ impl<'a> ImageLearner<'a> {
             augment: config.augment,
             smoothing: config.label_smoothing as f32,
             seed: config.train.seed,
+            teacher,
         })
     }
 }
@@ -210,6 +289,18 @@ impl Learner for ImageLearner<'_> {
             let (x, y) = self
                 .data
                 .pixels(&idx, self.augment.then_some(step_seed), Layout::Nhwc)?;
+            let scores = match &mut self.teacher {
+                Some((teacher, _)) => Some(teacher.predict(&x, idx.len())?),
+                None => None,
+            };
+            let distillation = match (&self.teacher, &scores) {
+                (Some((_, settings)), Some(logits)) => Some(Distillation {
+                    logits,
+                    temperature: settings.temperature as f32,
+                    weight: settings.weight as f32,
+                }),
+                _ => None,
+            };
             self.net.step(
                 &x,
                 &y,
@@ -218,6 +309,7 @@ impl Learner for ImageLearner<'_> {
                 self.smoothing,
                 step_seed ^ 0x5DEECE66D,
                 step,
+                distillation,
             )
         };
         let stats = run().map_err(into_condense)?;

@@ -1,10 +1,11 @@
 //! The convolution engine's MobileNetV2 ([`vision::fast::FastMobileNet`]) against the candle
 //! network, the reference: class scores, the label-smoothed loss, every parameter's gradient
 //! and the running statistics of a training pass agree within 1e-4 relative in f32, and the
-//! evaluation-mode scores too; bf16 convolutions stay within a few percent and are not f32.
+//! evaluation-mode scores too, with and without distillation from a teacher; bf16 convolutions
+//! stay within a few percent and are not f32.
 
 use candle_core::{Device, Tensor, D};
-use kernels::convnet::ConvNetOptions;
+use kernels::convnet::{ConvNetOptions, Distillation};
 use kernels::Precision;
 use vision::cifar::{Cifar10, Layout, PLANE};
 use vision::fast::FastMobileNet;
@@ -68,6 +69,17 @@ type Named = (String, Vec<f32>);
 
 /// Candle's training pass: scores, loss and the gradient of every trainable parameter.
 fn candle_pass(net: &MobileNetV2, x: &Tensor, labels: &[u32]) -> (Vec<f32>, f64, Vec<Named>) {
+    candle_distilled(net, x, labels, None)
+}
+
+/// [`candle_pass`] with the loss `(1 - w) CE + w T^2 KL(teacher || student)` when
+/// `teacher = (scores, T, w)`.
+fn candle_distilled(
+    net: &MobileNetV2,
+    x: &Tensor,
+    labels: &[u32],
+    teacher: Option<(&[f32], f64, f64)>,
+) -> (Vec<f32>, f64, Vec<Named>) {
     let logits = net.forward(x, true, 0).unwrap();
     let k = logits.dim(1).unwrap();
     let n = labels.len();
@@ -85,7 +97,18 @@ fn candle_pass(net: &MobileNetV2, x: &Tensor, labels: &[u32]) -> (Vec<f32>, f64,
         })
         .collect();
     let q = Tensor::from_vec(q, (n, k), &Device::Cpu).unwrap();
-    let loss = ((log_p * q).unwrap().sum_all().unwrap() * (-1.0 / n as f64)).unwrap();
+    let mut loss = ((log_p * q).unwrap().sum_all().unwrap() * (-1.0 / n as f64)).unwrap();
+    if let Some((scores, temp, w)) = teacher {
+        let log_softmax = |z: &Tensor| {
+            let z = (z / temp).unwrap();
+            z.broadcast_sub(&z.exp().unwrap().sum_keepdim(D::Minus1).unwrap().log().unwrap())
+                .unwrap()
+        };
+        let t = Tensor::from_slice(scores, (n, k), &Device::Cpu).unwrap();
+        let (ls, lt) = (log_softmax(&logits), log_softmax(&t));
+        let kl = (lt.exp().unwrap() * (lt - ls).unwrap()).unwrap().sum_all().unwrap();
+        loss = ((loss * (1.0 - w)).unwrap() + (kl * (w * temp * temp / n as f64)).unwrap()).unwrap();
+    }
     let grads = loss.backward().unwrap();
     let data = net.varmap.data().lock().unwrap();
     let mut out: Vec<(String, Vec<f32>)> = data
@@ -111,6 +134,66 @@ fn engine(spec: &MobileNetV2Spec, params: &condense::Params, precision: Precisio
         ..Default::default()
     };
     FastMobileNet::new(spec, params, 32, options).unwrap()
+}
+
+/// The distillation loss and its gradients follow candle's.
+#[test]
+fn distillation_matches_candle() {
+    let spec = spec();
+    let params = spec.init(5).unwrap();
+    let teacher_params = spec.init(6).unwrap();
+    let data = images(6);
+    let idx: Vec<usize> = (0..6).collect();
+    let (x, labels) = data.batch(&idx, None, &Device::Cpu).unwrap();
+    let labels: Vec<u32> = labels.to_vec1().unwrap();
+    let (x_last, _) = data.pixels(&idx, None, Layout::Nhwc).unwrap();
+    // A teacher with scores far from the student's, so the term matters.
+    let scores: Vec<f32> = engine(&spec, &teacher_params, Precision::F32)
+        .predict(&x_last, 6)
+        .unwrap()
+        .iter()
+        .map(|v| 3.0 * v)
+        .collect();
+    let (temp, w) = (2.5, 0.7);
+    let reference = MobileNetV2::new(&spec, &params).unwrap();
+    let (_, want_loss, want_grads) = candle_distilled(&reference, &x, &labels, Some((&scores, temp, w)));
+    let (_, plain_loss, _) = candle_pass(&MobileNetV2::new(&spec, &params).unwrap(), &x, &labels);
+    assert!((want_loss - plain_loss).abs() > 1e-3 * plain_loss.abs());
+
+    let mut fast = engine(&spec, &params, Precision::F32);
+    let teacher = Distillation {
+        logits: &scores,
+        temperature: temp as f32,
+        weight: w as f32,
+    };
+    let stats = fast
+        .engine()
+        .gradients_with(&x_last, &labels, 6, SMOOTHING, 0, 0, Some(teacher))
+        .unwrap();
+    assert!(
+        ((stats.loss - want_loss) / want_loss).abs() < 1e-5,
+        "loss {} against {want_loss}",
+        stats.loss
+    );
+    let errors = gradient_errors(&fast, &want_grads);
+    let close = errors.iter().filter(|(_, e)| *e < 1e-4).count();
+    for (name, e) in &errors {
+        assert!(*e < 5e-3, "gradient of {name} off by {e:e}");
+    }
+    assert!(
+        close * 10 >= errors.len() * 8,
+        "only {close} of {} gradients within 1e-4",
+        errors.len()
+    );
+    // Teacher scores of the wrong size are an error.
+    let short = Distillation {
+        logits: &scores[1..],
+        ..teacher
+    };
+    assert!(fast
+        .engine()
+        .gradients_with(&x_last, &labels, 6, SMOOTHING, 0, 0, Some(short))
+        .is_err());
 }
 
 #[test]

@@ -1,9 +1,9 @@
-//! Training runs, learns a trivially separable set, and resumes exactly.
+//! Training runs, learns a trivially separable set, resumes exactly, and distils from a teacher.
 
 use condense::{Checkpointing, Schedule};
 use vision::cifar::{Cifar10, PLANE};
 use vision::reduction::scaled;
-use vision::training::{accuracy, recalibrate_batch_norm, train, ImageTraining};
+use vision::training::{accuracy, recalibrate_batch_norm, train, DistillationSettings, ImageTraining, Teacher};
 use vision::{Downsampling, MobileNetV2Spec};
 
 /// Images whose colour gives the class: class 0 dark red, class 1 bright blue.
@@ -20,6 +20,20 @@ fn synthetic(n: usize) -> Cifar10 {
             };
             d.pixels.extend(std::iter::repeat_n(v + (i % 7) as u8, PLANE));
         }
+    }
+    d
+}
+
+/// [`synthetic`]'s colours under pixel noise (so that every feature varies across the batch
+/// and evaluation-mode BN with calibrated statistics behaves like training mode).
+fn textured(n: usize) -> Cifar10 {
+    let mut d = synthetic(n);
+    let mut state = 0x2545F4914F6CDD1Du64;
+    for p in &mut d.pixels {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *p = p.saturating_add((state % 48) as u8);
     }
     d
 }
@@ -49,6 +63,7 @@ fn learns_and_resumes_exactly() {
         },
         augment: true,
         label_smoothing: 0.1,
+        distillation: None,
     };
     let full = train(
         &spec,
@@ -56,6 +71,7 @@ fn learns_and_resumes_exactly() {
         &data,
         Some(&data),
         &config,
+        None,
         &Checkpointing::default(),
         &mut |_| {},
     )
@@ -94,9 +110,19 @@ fn learns_and_resumes_exactly() {
         resume: true,
         max_steps: max,
     };
-    let part = train(&spec, &init, &data, Some(&data), &config, &ck(Some(4)), &mut |_| {}).unwrap();
+    let part = train(
+        &spec,
+        &init,
+        &data,
+        Some(&data),
+        &config,
+        None,
+        &ck(Some(4)),
+        &mut |_| {},
+    )
+    .unwrap();
     assert!(!part.finished);
-    let rest = train(&spec, &init, &data, Some(&data), &config, &ck(None), &mut |_| {}).unwrap();
+    let rest = train(&spec, &init, &data, Some(&data), &config, None, &ck(None), &mut |_| {}).unwrap();
     assert!(rest.finished);
     for (k, a) in &full.params {
         let d: f32 = (a - &rest.params[k])
@@ -113,4 +139,77 @@ fn learns_and_resumes_exactly() {
     }
     assert_eq!(full.history.train_loss, rest.history.train_loss);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A student trained on wrong labels with the distillation term alone (weight 1) learns the
+/// teacher's answers, not the labels; without distillation it learns the labels. Distillation
+/// without a teacher, or a teacher without distillation, is refused.
+#[test]
+fn distils_from_the_teacher() {
+    let spec = small_spec();
+    let data = textured(64);
+    let mut config = ImageTraining::default();
+    config.train.epochs = 10;
+    config.train.batch_size = 16;
+    config.train.seed = 5;
+    config.train.schedule = Schedule::Cosine {
+        warmup_steps: 2,
+        final_fraction: 0.0,
+    };
+    let none = || Checkpointing::default();
+    let teacher = train(
+        &spec,
+        &spec.init(3).unwrap(),
+        &data,
+        None,
+        &config,
+        None,
+        &none(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let teacher = recalibrate_batch_norm(&spec, &teacher.params, &data, 1, data.len()).unwrap();
+    let teacher_acc = accuracy(&spec, &teacher, &data, 16).unwrap();
+    assert!(teacher_acc >= 0.9, "teacher accuracy {teacher_acc}");
+
+    let mut flipped = data.clone();
+    for l in &mut flipped.labels {
+        *l = 1 - *l;
+    }
+    let student = |config: &ImageTraining, teacher: Option<Teacher>| {
+        let out = train(
+            &spec,
+            &spec.init(9).unwrap(),
+            &flipped,
+            None,
+            config,
+            teacher,
+            &none(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let params = recalibrate_batch_norm(&spec, &out.params, &data, 1, data.len()).unwrap();
+        accuracy(&spec, &params, &data, 16).unwrap()
+    };
+    let plain = student(&config, None);
+    assert!(
+        plain <= 0.25,
+        "without distillation the student learns the flipped labels: {plain}"
+    );
+    let mut distilled = config.clone();
+    distilled.distillation = Some(DistillationSettings {
+        weight: 1.0,
+        temperature: 2.0,
+    });
+    let t = Teacher {
+        spec: &spec,
+        params: &teacher,
+    };
+    let acc = student(&distilled, Some(t));
+    assert!(acc >= 0.75, "the distilled student follows the teacher: {acc}");
+
+    let missing = train(&spec, &teacher, &data, None, &distilled, None, &none(), &mut |_| {});
+    assert!(missing.err().unwrap().to_string().contains("distillation"));
+    let unused = train(&spec, &teacher, &data, None, &config, Some(t), &none(), &mut |_| {});
+    assert!(unused.err().unwrap().to_string().contains("teacher"));
 }

@@ -16,7 +16,7 @@ use condense::{Optimizer, Schedule};
 use experiments::progress::BarObserver;
 use vision::pipeline::{self, CifarConfig, MergeVariant};
 use vision::reduction::{fraction_for_ratio, scaled, set_widths};
-use vision::{Downsampling, ImageTraining, MobileNetV2Spec};
+use vision::{DistillationSettings, Downsampling, ImageTraining, MobileNetV2Spec};
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +74,24 @@ struct RunArgs {
     /// Peak learning rate (SGD, momentum 0.9, warm-up and cosine schedule).
     #[arg(long, default_value_t = 0.05)]
     learning_rate: f64,
+    /// L2 weight decay of the SGD update, on conv and classifier weights only (not on
+    /// batch-norm scales and shifts or biases).
+    #[arg(long, default_value_t = 4e-5)]
+    weight_decay: f64,
+    /// Nesterov's momentum instead of plain momentum.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    nesterov: bool,
+    /// Label smoothing of the cross-entropy targets (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Warm-up steps of the original's training (linear from 0 to the peak rate).
+    #[arg(long, default_value_t = 100)]
+    warmup_steps: usize,
+    /// The arithmetic of the convolutions in training: f32, or bf16 operands (f32
+    /// accumulation, master weights and optimizer state; fast on CPUs with AVX512-BF16 or
+    /// AMX).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    precision: PrecisionArg,
     /// Target share of the original parameters.
     #[arg(long, default_value_t = 0.115)]
     target_ratio: f64,
@@ -102,6 +120,14 @@ struct RunArgs {
     /// Peak learning rate of retraining.
     #[arg(long, default_value_t = 0.02)]
     retrain_learning_rate: f64,
+    /// Weight of distillation from the original in every retraining (reduced, pruned and
+    /// control nets alike): the loss becomes (1 - w) cross-entropy + w T^2 KL(original ||
+    /// student). 0: no distillation.
+    #[arg(long, default_value_t = 0.0)]
+    distill_weight: f64,
+    /// Softmax temperature T of the distillation.
+    #[arg(long, default_value_t = 4.0)]
+    distill_temperature: f64,
     /// Also prune the original to the condensed widths and retrain it with the same budget.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pruned: bool,
@@ -123,7 +149,7 @@ struct RunArgs {
 impl RunArgs {
     fn config(&self) -> CifarConfig {
         let base = ImageTraining::default();
-        let training = |epochs, learning_rate, warmup_steps, seed| ImageTraining {
+        let training = |epochs, learning_rate, warmup_steps, seed, distillation| ImageTraining {
             train: condense::TrainConfig {
                 epochs,
                 batch_size: self.batch_size,
@@ -134,19 +160,31 @@ impl RunArgs {
                 },
                 optimizer: Optimizer::Sgd {
                     momentum: 0.9,
-                    weight_decay: 4e-5,
-                    nesterov: false,
+                    weight_decay: self.weight_decay,
+                    nesterov: self.nesterov,
                 },
                 seed,
+                precision: self.precision.into(),
                 ..base.train.clone()
             },
             augment: true,
-            label_smoothing: 0.0,
+            label_smoothing: self.label_smoothing,
+            distillation,
         };
+        let distillation = (self.distill_weight > 0.0).then_some(DistillationSettings {
+            weight: self.distill_weight,
+            temperature: self.distill_temperature,
+        });
         CifarConfig {
             downsampling: self.downsampling.into(),
-            original: training(self.epochs, self.learning_rate, 100, self.seed),
-            retrain: training(self.retrain_epochs, self.retrain_learning_rate, 20, self.seed + 1),
+            original: training(self.epochs, self.learning_rate, self.warmup_steps, self.seed, None),
+            retrain: training(
+                self.retrain_epochs,
+                self.retrain_learning_rate,
+                20,
+                self.seed + 1,
+                distillation,
+            ),
             target_ratio: self.target_ratio,
             rounds: self.rounds,
             merge: match self.merge {
@@ -169,6 +207,23 @@ enum MergeArg {
     Paper,
     /// The paper's rule, then a least-squares refit of every consumer on calibration images.
     Refit,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrecisionArg {
+    /// f32 throughout.
+    F32,
+    /// bf16 convolution operands (but the first), f32 accumulation and state.
+    Bf16,
+}
+
+impl From<PrecisionArg> for kernels::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => kernels::Precision::F32,
+            PrecisionArg::Bf16 => kernels::Precision::Bf16,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

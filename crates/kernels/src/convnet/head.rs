@@ -2,7 +2,7 @@
 //! and the softmax cross-entropy against label-smoothed targets, with their backward pass.
 
 use super::norm::{Elem, Source};
-use super::BatchStats;
+use super::{BatchStats, Distillation};
 use crate::team::Team;
 use crate::train::{dropout_keeps, Dropout};
 
@@ -93,19 +93,28 @@ impl Head {
         }
     }
 
-    /// The mean cross-entropy of the last scores against the labels smoothed by `smoothing`,
-    /// and its gradient of the scores.
-    pub(super) fn loss(&mut self, labels: &[u32], rows: usize, smoothing: f32) -> BatchStats {
+    /// The mean cross-entropy of the last scores against the labels smoothed by `smoothing`
+    /// (mixed with the distillation loss when a teacher is given), and its gradient of the
+    /// scores.
+    pub(super) fn loss(
+        &mut self,
+        labels: &[u32],
+        rows: usize,
+        smoothing: f32,
+        teacher: Option<Distillation>,
+    ) -> BatchStats {
         let k = self.classes;
         let (mut loss, mut correct) = (0f64, 0usize);
         let off = smoothing / k as f32;
         let on = 1.0 - smoothing + off;
-        for ((z, d), &label) in self
+        let own = teacher.map_or(1.0, |t| 1.0 - t.weight as f64);
+        for (n, ((z, d), &label)) in self
             .logits
             .chunks(k)
             .zip(self.dlogits.chunks_mut(k))
             .zip(labels)
             .take(rows)
+            .enumerate()
         {
             let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             let sum: f64 = z.iter().map(|&v| ((v - max) as f64).exp()).sum();
@@ -117,8 +126,23 @@ impl Head {
             for (j, (&v, d)) in z.iter().zip(d.iter_mut()).enumerate() {
                 let q = if j == label as usize { on } else { off };
                 let log_p = v as f64 - log_sum;
-                loss -= q as f64 * log_p;
-                *d = ((log_p.exp() - q as f64) / rows as f64) as f32;
+                loss -= own * q as f64 * log_p;
+                *d = (own * (log_p.exp() - q as f64) / rows as f64) as f32;
+            }
+            if let Some(t) = teacher {
+                // w T^2 KL(softmax(t / T) || softmax(z / T)); its gradient w T (p_z - p_t).
+                let temp = t.temperature as f64;
+                let log_soft = |v: &[f32]| -> Vec<f64> {
+                    let m = v.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64 / temp));
+                    let s: f64 = v.iter().map(|&x| (x as f64 / temp - m).exp()).sum();
+                    v.iter().map(|&x| x as f64 / temp - m - s.ln()).collect()
+                };
+                let (ls, lt) = (log_soft(z), log_soft(&t.logits[n * k..(n + 1) * k]));
+                let w = t.weight as f64;
+                for ((d, &s), &q) in d.iter_mut().zip(&ls).zip(&lt) {
+                    loss += w * temp * temp * q.exp() * (q - s);
+                    *d += (w * temp * (s.exp() - q.exp()) / rows as f64) as f32;
+                }
             }
         }
         BatchStats {

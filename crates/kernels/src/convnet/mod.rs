@@ -144,6 +144,19 @@ pub struct BatchStats {
     pub correct: usize,
 }
 
+/// Distillation: a teacher's class scores for the batch, mixed into the loss as
+/// `weight * temperature^2 * KL(softmax(teacher / T) || softmax(scores / T))` with the
+/// cross-entropy weighted by `1 - weight` (Hinton et al. 2015).
+#[derive(Clone, Copy, Debug)]
+pub struct Distillation<'a> {
+    /// The teacher's scores, `(rows, classes)`.
+    pub logits: &'a [f32],
+    /// Softmax temperature `T` (> 0).
+    pub temperature: f32,
+    /// Weight of the distillation term, in `[0, 1]`.
+    pub weight: f32,
+}
+
 /// The shape `(channels, height, width)` of a node's output.
 pub type Shape = (usize, usize, usize);
 
@@ -325,6 +338,40 @@ impl ConvNet {
         seed: u64,
         step: usize,
     ) -> Result<BatchStats> {
+        self.gradients_with(x, labels, rows, smoothing, seed, step, None)
+    }
+
+    /// [`ConvNet::gradients`] with the loss mixed with distillation from `teacher`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gradients_with(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        rows: usize,
+        smoothing: f32,
+        seed: u64,
+        step: usize,
+        teacher: Option<Distillation>,
+    ) -> Result<BatchStats> {
+        if let Some(t) = teacher {
+            let classes = self.classes();
+            if t.logits.len() != rows * classes || t.logits.iter().any(|v| !v.is_finite()) {
+                return Err(KernelError::shape(
+                    "distillation",
+                    format!("{} finite teacher scores", rows * classes),
+                    t.logits.len(),
+                ));
+            }
+            if !(t.temperature > 0.0 && t.temperature.is_finite() && (0.0..=1.0).contains(&t.weight)) {
+                return Err(invalid(
+                    "distillation",
+                    format!(
+                        "temperature {} (> 0) and weight {} (in [0, 1])",
+                        t.temperature, t.weight
+                    ),
+                ));
+            }
+        }
         self.check_input(x, rows)?;
         let classes = self.classes();
         if labels.len() != rows || labels.iter().any(|&l| l as usize >= classes) {
@@ -340,12 +387,12 @@ impl ConvNet {
             ));
         }
         self.forward(x, rows, Some((seed, step)))?;
-        let stats = self.buffers.head.loss(labels, rows, smoothing);
+        let stats = self.buffers.head.loss(labels, rows, smoothing, teacher);
         self.backward(x, rows)?;
         Ok(stats)
     }
 
-    /// [`ConvNet::gradients`], then [`ConvNet::apply_update`] at rate `lr`.
+    /// [`ConvNet::gradients_with`], then [`ConvNet::apply_update`] at rate `lr`.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -356,8 +403,9 @@ impl ConvNet {
         smoothing: f32,
         seed: u64,
         step: usize,
+        teacher: Option<Distillation>,
     ) -> Result<BatchStats> {
-        let stats = self.gradients(x, labels, rows, smoothing, seed, step)?;
+        let stats = self.gradients_with(x, labels, rows, smoothing, seed, step, teacher)?;
         self.apply_update(lr);
         Ok(stats)
     }
