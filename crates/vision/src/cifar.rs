@@ -192,6 +192,26 @@ impl Cifar10 {
     }
 }
 
+/// Mirrors every image of a batch of `rows` 32x32x3 images left to right, in place: the
+/// second view of flip test-time augmentation.
+pub fn flip_horizontal(x: &mut [f32], rows: usize, layout: Layout) {
+    debug_assert_eq!(x.len(), rows * 3 * PLANE);
+    for image in x.chunks_exact_mut(3 * PLANE).take(rows) {
+        match layout {
+            Layout::Nchw => image.chunks_exact_mut(SIDE).for_each(|row| row.reverse()),
+            Layout::Nhwc => {
+                for row in image.chunks_exact_mut(3 * SIDE) {
+                    for xx in 0..SIDE / 2 {
+                        for c in 0..3 {
+                            row.swap(xx * 3 + c, (SIDE - 1 - xx) * 3 + c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The order of a batch's pixel values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -237,6 +257,37 @@ mod tests {
         let e = Cifar10::read(&[bad_label]).unwrap_err().to_string();
         assert!(e.contains("record 1") && e.contains("12"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn flipping_mirrors_each_row_in_both_layouts() {
+        let mut d = Cifar10::default();
+        for i in 0..2u8 {
+            d.labels.push(i);
+            d.pixels
+                .extend((0..3 * PLANE).map(|p| ((p * 7 + i as usize) % 253) as u8));
+        }
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let (x, _) = d.pixels(&[0, 1], None, layout).unwrap();
+            let mut f = x.clone();
+            flip_horizontal(&mut f, 2, layout);
+            let at = |b: usize, c: usize, y: usize, xx: usize| match layout {
+                Layout::Nchw => b * 3 * PLANE + c * PLANE + y * SIDE + xx,
+                Layout::Nhwc => b * 3 * PLANE + (y * SIDE + xx) * 3 + c,
+            };
+            for b in 0..2 {
+                for c in 0..3 {
+                    for y in [0, 13, 31] {
+                        for xx in [0, 5, 31] {
+                            assert_eq!(f[at(b, c, y, xx)], x[at(b, c, y, SIDE - 1 - xx)]);
+                        }
+                    }
+                }
+            }
+            assert_ne!(f, x);
+            flip_horizontal(&mut f, 2, layout);
+            assert_eq!(f, x);
+        }
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct CifarConfig {
     pub control: bool,
     /// Also train a network of the condensed widths from scratch with the same total budget.
     pub from_scratch: bool,
+    /// Report every test accuracy with flip test-time augmentation (the class scores of each
+    /// image and its mirror image summed); training is unchanged.
+    #[serde(default)]
+    pub flip_tta: bool,
     /// Seed of every random choice.
     pub seed: u64,
 }
@@ -243,6 +247,7 @@ pub fn run(
         retrain: config.retrain.clone(),
         recipe: config.original.clone(),
         teacher: config.retrain.distillation.map(|_| original.clone()),
+        flip_tta: config.flip_tta,
         progress,
     };
     let original_acc = 1.0 - task.validation_loss(&original).map_err(VisionError::Condense)?;
@@ -428,11 +433,12 @@ fn baselines(
         from_scratch: config.from_scratch,
     };
     let test = &task.images.test;
+    let flip_tta = config.flip_tta;
     Ok(compare_at_widths(
         &setting,
         &which,
         task,
-        &mut |n| accuracy(&n.spec, &n.params, test, 500).map_err(into_condense),
+        &mut |n| accuracy(&n.spec, &n.params, test, 500, flip_tta).map_err(into_condense),
         &mut |_| {},
     )?)
 }
@@ -467,6 +473,8 @@ struct ImageTask<'a> {
     recipe: ImageTraining,
     /// The original, which retraining distils from when its settings ask for it.
     teacher: Option<Network>,
+    /// Test accuracies with flip test-time augmentation.
+    flip_tta: bool,
     progress: &'a mut dyn Observer,
 }
 
@@ -518,7 +526,7 @@ impl Retrainer<Network> for ImageTask<'_> {
     }
 
     fn validation_loss(&mut self, net: &Network) -> condense::Result<f64> {
-        Ok(1.0 - accuracy(&net.spec, &net.params, &self.images.test, 500).map_err(into_condense)?)
+        Ok(1.0 - accuracy(&net.spec, &net.params, &self.images.test, 500, self.flip_tta).map_err(into_condense)?)
     }
 
     fn after_reduce(&mut self, net: Network) -> condense::Result<Network> {

@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::cifar::{Cifar10, Layout, SIDE};
+use crate::cifar::{flip_horizontal, Cifar10, Layout, SIDE};
 use crate::error::{into_condense, Result, VisionError};
 use crate::fast::FastMobileNet;
 use crate::mobilenet::MobileNetV2Spec;
@@ -328,7 +328,7 @@ impl Learner for ImageLearner<'_> {
         let metrics = match self.eval {
             Some(e) => vec![(
                 "eval_accuracy".to_string(),
-                engine_accuracy(&mut self.net, e, EVAL_BATCH).map_err(into_condense)?,
+                engine_accuracy(&mut self.net, e, EVAL_BATCH, false).map_err(into_condense)?,
             )],
             None => Vec::new(),
         };
@@ -418,14 +418,21 @@ impl Learner for ImageLearner<'_> {
 /// Images per evaluation batch.
 const EVAL_BATCH: usize = 500;
 
-/// Top-1 accuracy of the engine in evaluation mode over `data`.
-fn engine_accuracy(net: &mut FastMobileNet, data: &Cifar10, batch: usize) -> Result<f64> {
+/// Top-1 accuracy of the engine in evaluation mode over `data`; with `flip_tta`, each image's
+/// class scores are the sum of its own and its mirror image's (flip test-time augmentation).
+fn engine_accuracy(net: &mut FastMobileNet, data: &Cifar10, batch: usize, flip_tta: bool) -> Result<f64> {
     let idx: Vec<usize> = (0..data.len()).collect();
     let mut correct = 0;
     let classes = net.spec.num_classes;
     for chunk in idx.chunks(batch.max(1)) {
-        let (x, y) = data.pixels(chunk, None, Layout::Nhwc)?;
-        let scores = net.predict(&x, chunk.len())?;
+        let (mut x, y) = data.pixels(chunk, None, Layout::Nhwc)?;
+        let mut scores = net.predict(&x, chunk.len())?;
+        if flip_tta {
+            flip_horizontal(&mut x, chunk.len(), Layout::Nhwc);
+            for (s, m) in scores.iter_mut().zip(net.predict(&x, chunk.len())?) {
+                *s += m;
+            }
+        }
         for (s, &label) in scores.chunks(classes).zip(&y) {
             let best = s.iter().enumerate().fold(0, |b, (i, &v)| if v > s[b] { i } else { b });
             correct += (best == label as usize) as usize;
@@ -458,10 +465,11 @@ pub fn recalibrate_batch_norm(
     net.params()
 }
 
-/// Top-1 accuracy of the network in evaluation mode (BN running statistics, no dropout).
-pub fn accuracy(spec: &MobileNetV2Spec, params: &Params, data: &Cifar10, batch: usize) -> Result<f64> {
+/// Top-1 accuracy of the network in evaluation mode (BN running statistics, no dropout); with
+/// `flip_tta`, scores averaged over each image and its mirror image.
+pub fn accuracy(spec: &MobileNetV2Spec, params: &Params, data: &Cifar10, batch: usize, flip_tta: bool) -> Result<f64> {
     let mut net = engine(spec, params, &ImageTraining::default().train)?;
-    engine_accuracy(&mut net, data, batch)
+    engine_accuracy(&mut net, data, batch, flip_tta)
 }
 
 /// Writes parameters and a JSON description as `STEM.safetensors` + `STEM.json`, atomically.

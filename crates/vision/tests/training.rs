@@ -100,7 +100,7 @@ fn learns_and_resumes_exactly() {
         .to_scalar()
         .unwrap();
     assert!(d < 1e-4, "running mean off by {d}");
-    assert!(accuracy(&spec, &calibrated, &data, 16).unwrap() >= 0.5);
+    assert!(accuracy(&spec, &calibrated, &data, 16, false).unwrap() >= 0.5);
 
     let dir = std::env::temp_dir().join(format!("vision-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -169,7 +169,7 @@ fn distils_from_the_teacher() {
     )
     .unwrap();
     let teacher = recalibrate_batch_norm(&spec, &teacher.params, &data, 1, data.len()).unwrap();
-    let teacher_acc = accuracy(&spec, &teacher, &data, 16).unwrap();
+    let teacher_acc = accuracy(&spec, &teacher, &data, 16, false).unwrap();
     assert!(teacher_acc >= 0.9, "teacher accuracy {teacher_acc}");
 
     let mut flipped = data.clone();
@@ -189,7 +189,7 @@ fn distils_from_the_teacher() {
         )
         .unwrap();
         let params = recalibrate_batch_norm(&spec, &out.params, &data, 1, data.len()).unwrap();
-        accuracy(&spec, &params, &data, 16).unwrap()
+        accuracy(&spec, &params, &data, 16, false).unwrap()
     };
     let plain = student(&config, None);
     assert!(
@@ -212,4 +212,50 @@ fn distils_from_the_teacher() {
     assert!(missing.err().unwrap().to_string().contains("distillation"));
     let unused = train(&spec, &teacher, &data, None, &config, Some(t), &none(), &mut |_| {});
     assert!(unused.err().unwrap().to_string().contains("teacher"));
+}
+
+/// `data` with every image mirrored left to right (bytes, before normalization).
+fn mirrored(data: &Cifar10) -> Cifar10 {
+    let mut out = data.clone();
+    for row in out.pixels.chunks_exact_mut(32) {
+        row.reverse();
+    }
+    out
+}
+
+/// The class each image of `data` gets, read off single-image accuracies (label 0 correct or not).
+fn predictions(spec: &MobileNetV2Spec, params: &condense::Params, data: &Cifar10, flip_tta: bool) -> Vec<u8> {
+    (0..data.len())
+        .map(|i| {
+            let one = Cifar10 {
+                pixels: data.pixels[i * 3 * PLANE..(i + 1) * 3 * PLANE].to_vec(),
+                labels: vec![0],
+            };
+            if accuracy(spec, params, &one, 1, flip_tta).unwrap() == 1.0 {
+                0
+            } else {
+                1
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn flip_test_time_augmentation_sees_both_views() {
+    let spec = small_spec();
+    let data = textured(24);
+    let params = recalibrate_batch_norm(&spec, &spec.init(5).unwrap(), &data, 2, 12).unwrap();
+    let flipped = mirrored(&data);
+    // Without augmentation some images change class when mirrored: the check below can fail.
+    let plain = predictions(&spec, &params, &data, false);
+    assert_ne!(plain, predictions(&spec, &params, &flipped, false));
+    // With it, an image and its mirror image get the same class, and batching changes nothing.
+    let both = predictions(&spec, &params, &data, true);
+    assert_eq!(both, predictions(&spec, &params, &flipped, true));
+    let labelled = Cifar10 {
+        labels: both.clone(),
+        ..data.clone()
+    };
+    assert_eq!(accuracy(&spec, &params, &labelled, 8, true).unwrap(), 1.0);
+    assert!(accuracy(&spec, &params, &labelled, 8, false).unwrap() < 1.0 || both == plain);
 }

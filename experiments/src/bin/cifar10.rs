@@ -138,6 +138,11 @@ struct RunArgs {
     /// plus the retraining budget.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     from_scratch: bool,
+    /// Report every test accuracy with flip test-time augmentation: each test image's class
+    /// scores are summed with its mirror image's (twice the evaluation cost; training is
+    /// unchanged, the condensation schedule makes no decision on test accuracy).
+    #[arg(long)]
+    flip_tta: bool,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -196,6 +201,7 @@ impl RunArgs {
             pruned: self.pruned,
             control: self.control,
             from_scratch: self.from_scratch,
+            flip_tta: self.flip_tta,
             seed: self.seed,
         }
     }
