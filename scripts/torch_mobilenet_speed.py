@@ -3,7 +3,7 @@
 
 Times torchvision's mobilenet_v2(num_classes=10) at batch 128 on random 32x32 images, for both
 stride layouts (torchvision's, and the CIFAR strides: stem and the second stage at stride 1),
-in four arithmetic settings: f32 (NCHW), f32 channels_last, and bf16 autocast with
+in three settings: f32 (NCHW), f32 channels_last, and bf16 autocast with
 channels_last (oneDNN picks AMX or AVX512-BF16 where the CPU has them). A training step is
 forward, cross-entropy, backward and an SGD (momentum 0.9) update; evaluation is an
 inference-mode forward in eval mode. Median of `--rounds` measuring windows.
@@ -16,6 +16,7 @@ Needs torch and torchvision (the CPU build is enough).
 """
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -100,8 +101,6 @@ def main():
     if a.output:
         with open(a.output + ".tmp", "w") as f:
             json.dump(res, f, indent=1)
-        import os
-
         os.replace(a.output + ".tmp", a.output)
 
 

@@ -196,19 +196,15 @@ impl Cifar10 {
 /// second view of flip test-time augmentation.
 pub fn flip_horizontal(x: &mut [f32], rows: usize, layout: Layout) {
     debug_assert_eq!(x.len(), rows * 3 * PLANE);
-    for image in x.chunks_exact_mut(3 * PLANE).take(rows) {
-        match layout {
-            Layout::Nchw => image.chunks_exact_mut(SIDE).for_each(|row| row.reverse()),
-            Layout::Nhwc => {
-                for row in image.chunks_exact_mut(3 * SIDE) {
-                    for xx in 0..SIDE / 2 {
-                        for c in 0..3 {
-                            row.swap(xx * 3 + c, (SIDE - 1 - xx) * 3 + c);
-                        }
-                    }
-                }
-            }
-        }
+    // Values per pixel within a row: NCHW rows hold one channel, NHWC rows all three.
+    let pixel = match layout {
+        Layout::Nchw => 1,
+        Layout::Nhwc => 3,
+    };
+    for row in x[..rows * 3 * PLANE].chunks_exact_mut(SIDE * pixel) {
+        // Reversing the row reverses the pixels and each pixel's channels; undo the latter.
+        row.reverse();
+        row.chunks_exact_mut(pixel).for_each(<[f32]>::reverse);
     }
 }
 

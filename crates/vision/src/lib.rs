@@ -31,4 +31,4 @@ pub use error::{Result, VisionError};
 pub use mobilenet::{BlockSpec, Downsampling, MobileNetV2, MobileNetV2Spec};
 pub use pipeline::{CifarConfig, CifarReport, MergeVariant};
 pub use reduction::{channel_sets, reduce, Network};
-pub use training::{DistillationSettings, ImageTraining, Teacher};
+pub use training::{DistillationSettings, ImageTraining, SgdRecipe, Teacher};

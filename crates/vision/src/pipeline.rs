@@ -193,6 +193,22 @@ pub struct CifarReport {
     pub wall_time_s: BTreeMap<String, f64>,
 }
 
+impl CifarReport {
+    /// The networks compared, labelled for display, in table order (original, condensed, then
+    /// the baselines that ran).
+    pub fn rows(&self) -> Vec<(&'static str, &ModelFigures)> {
+        [("original", Some(&self.original)), ("condensed", Some(&self.condensed))]
+            .into_iter()
+            .chain([
+                ("pruned", self.pruned.as_ref()),
+                ("control", self.control.as_ref()),
+                ("from scratch", self.from_scratch.as_ref()),
+            ])
+            .filter_map(|(name, m)| m.map(|m| (name, m)))
+            .collect()
+    }
+}
+
 /// What the figures need besides the report.
 pub struct CifarRun {
     /// The report.

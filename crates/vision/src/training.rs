@@ -98,6 +98,60 @@ impl Default for ImageTraining {
     }
 }
 
+/// The SGD recipe of a CIFAR-10 run, shared by the original's training and every retraining:
+/// momentum 0.9 (optionally Nesterov), weight decay on weights only, a linear warm-up and a
+/// cosine decay to zero, crop + flip augmentation. What differs between the two (epochs, peak
+/// rate, warm-up, seed, distillation) is given to [`SgdRecipe::training`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdRecipe {
+    /// Images per step.
+    pub batch_size: usize,
+    /// L2 weight decay of the update (conv and classifier weights only).
+    pub weight_decay: f64,
+    /// Nesterov's momentum instead of plain momentum.
+    pub nesterov: bool,
+    /// Label smoothing of the cross-entropy targets.
+    pub label_smoothing: f64,
+    /// Arithmetic of the convolutions.
+    pub precision: kernels::Precision,
+}
+
+impl SgdRecipe {
+    /// The training settings of `epochs` at peak `learning_rate` after `warmup_steps`.
+    pub fn training(
+        &self,
+        epochs: usize,
+        learning_rate: f64,
+        warmup_steps: usize,
+        seed: u64,
+        distillation: Option<DistillationSettings>,
+    ) -> ImageTraining {
+        let base = ImageTraining::default();
+        ImageTraining {
+            train: TrainConfig {
+                epochs,
+                batch_size: self.batch_size,
+                learning_rate,
+                schedule: Schedule::Cosine {
+                    warmup_steps,
+                    final_fraction: 0.0,
+                },
+                optimizer: Optimizer::Sgd {
+                    momentum: 0.9,
+                    weight_decay: self.weight_decay,
+                    nesterov: self.nesterov,
+                },
+                seed,
+                precision: self.precision,
+                ..base.train
+            },
+            label_smoothing: self.label_smoothing,
+            distillation,
+            ..base
+        }
+    }
+}
+
 impl ImageTraining {
     fn validate(&self) -> Result<()> {
         self.train.validate()?;
@@ -466,7 +520,7 @@ pub fn recalibrate_batch_norm(
 }
 
 /// Top-1 accuracy of the network in evaluation mode (BN running statistics, no dropout); with
-/// `flip_tta`, scores averaged over each image and its mirror image.
+/// `flip_tta`, the class scores of each image and its mirror image summed.
 pub fn accuracy(spec: &MobileNetV2Spec, params: &Params, data: &Cifar10, batch: usize, flip_tta: bool) -> Result<f64> {
     let mut net = engine(spec, params, &ImageTraining::default().train)?;
     engine_accuracy(&mut net, data, batch, flip_tta)

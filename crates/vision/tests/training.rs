@@ -1,9 +1,11 @@
 //! Training runs, learns a trivially separable set, resumes exactly, and distils from a teacher.
 
 use condense::{Checkpointing, Schedule};
-use vision::cifar::{Cifar10, PLANE};
+use vision::cifar::{Cifar10, PLANE, SIDE};
 use vision::reduction::scaled;
-use vision::training::{accuracy, recalibrate_batch_norm, train, DistillationSettings, ImageTraining, Teacher};
+use vision::training::{
+    accuracy, recalibrate_batch_norm, train, DistillationSettings, ImageTraining, SgdRecipe, Teacher,
+};
 use vision::{Downsampling, MobileNetV2Spec};
 
 /// Images whose colour gives the class: class 0 dark red, class 1 bright blue.
@@ -217,7 +219,7 @@ fn distils_from_the_teacher() {
 /// `data` with every image mirrored left to right (bytes, before normalization).
 fn mirrored(data: &Cifar10) -> Cifar10 {
     let mut out = data.clone();
-    for row in out.pixels.chunks_exact_mut(32) {
+    for row in out.pixels.chunks_exact_mut(SIDE) {
         row.reverse();
     }
     out
@@ -258,4 +260,36 @@ fn flip_test_time_augmentation_sees_both_views() {
     };
     assert_eq!(accuracy(&spec, &params, &labelled, 8, true).unwrap(), 1.0);
     assert!(accuracy(&spec, &params, &labelled, 8, false).unwrap() < 1.0 || both == plain);
+}
+
+#[test]
+fn the_sgd_recipe_with_default_settings_is_the_default_training() {
+    let d = ImageTraining::default();
+    let Schedule::Cosine { warmup_steps, .. } = d.train.schedule else {
+        panic!("the default schedule is cosine");
+    };
+    let recipe = SgdRecipe {
+        batch_size: d.train.batch_size,
+        weight_decay: 4e-5,
+        nesterov: false,
+        label_smoothing: 0.0,
+        precision: d.train.precision,
+    };
+    let t = recipe.training(d.train.epochs, d.train.learning_rate, warmup_steps, d.train.seed, None);
+    assert_eq!(t, d);
+    let distillation = Some(DistillationSettings {
+        weight: 0.5,
+        temperature: 4.0,
+    });
+    let nesterov = SgdRecipe {
+        nesterov: true,
+        ..recipe
+    }
+    .training(3, 0.1, 7, 9, distillation);
+    assert_eq!(nesterov.distillation, distillation);
+    assert!(matches!(
+        nesterov.train.optimizer,
+        condense::Optimizer::Sgd { nesterov: true, .. }
+    ));
+    assert_eq!((nesterov.train.epochs, nesterov.train.seed), (3, 9));
 }

@@ -12,11 +12,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use condense::io::git_revision;
-use condense::{Optimizer, Schedule};
 use experiments::progress::BarObserver;
 use vision::pipeline::{self, CifarConfig, MergeVariant};
 use vision::reduction::{fraction_for_ratio, scaled, set_widths};
-use vision::{DistillationSettings, Downsampling, ImageTraining, MobileNetV2Spec};
+use vision::{DistillationSettings, Downsampling, MobileNetV2Spec, SgdRecipe};
 
 #[derive(Parser)]
 #[command(
@@ -153,28 +152,12 @@ struct RunArgs {
 
 impl RunArgs {
     fn config(&self) -> CifarConfig {
-        let base = ImageTraining::default();
-        let training = |epochs, learning_rate, warmup_steps, seed, distillation| ImageTraining {
-            train: condense::TrainConfig {
-                epochs,
-                batch_size: self.batch_size,
-                learning_rate,
-                schedule: Schedule::Cosine {
-                    warmup_steps,
-                    final_fraction: 0.0,
-                },
-                optimizer: Optimizer::Sgd {
-                    momentum: 0.9,
-                    weight_decay: self.weight_decay,
-                    nesterov: self.nesterov,
-                },
-                seed,
-                precision: self.precision.into(),
-                ..base.train.clone()
-            },
-            augment: true,
+        let recipe = SgdRecipe {
+            batch_size: self.batch_size,
+            weight_decay: self.weight_decay,
+            nesterov: self.nesterov,
             label_smoothing: self.label_smoothing,
-            distillation,
+            precision: self.precision.into(),
         };
         let distillation = (self.distill_weight > 0.0).then_some(DistillationSettings {
             weight: self.distill_weight,
@@ -182,8 +165,8 @@ impl RunArgs {
         });
         CifarConfig {
             downsampling: self.downsampling.into(),
-            original: training(self.epochs, self.learning_rate, self.warmup_steps, self.seed, None),
-            retrain: training(
+            original: recipe.training(self.epochs, self.learning_rate, self.warmup_steps, self.seed, None),
+            retrain: recipe.training(
                 self.retrain_epochs,
                 self.retrain_learning_rate,
                 20,
@@ -302,21 +285,12 @@ fn run(args: &RunArgs) -> Result<()> {
     let Some(run) = done else { return Ok(()) };
     experiments::figures::cifar::write_all(&dir, &run).context("writing figures")?;
     let r = &run.report;
-    for (name, m) in [("original", Some(&r.original)), ("condensed", Some(&r.condensed))]
-        .into_iter()
-        .chain([
-            ("pruned", r.pruned.as_ref()),
-            ("control", r.control.as_ref()),
-            ("from scratch", r.from_scratch.as_ref()),
-        ])
-    {
-        if let Some(m) = m {
-            eprintln!(
-                "{name:<12} {:>9} parameters, test accuracy {:.2} %",
-                m.parameters,
-                100.0 * m.test_accuracy
-            );
-        }
+    for (name, m) in r.rows() {
+        eprintln!(
+            "{name:<12} {:>9} parameters, test accuracy {:.2} %",
+            m.parameters,
+            100.0 * m.test_accuracy
+        );
     }
     eprintln!("wrote {}", dir.join("report.json").display());
     Ok(())
