@@ -4,6 +4,8 @@
 //!   lengths are checked, operands read as stored or transposed;
 //! - [`gelu_dispatched`] and [`gelu_backward_dispatched`]: the GELU loops compiled for AVX2 +
 //!   FMA, called only when the CPU has them;
+//! - [`vectorized`]: a closure compiled for AVX-512 or AVX2 + FMA, called only when the CPU
+//!   has them;
 //! - [`dnnl`] (feature `onednn`): the handful of oneDNN 2.x C functions the dense backend
 //!   uses, as owned handles that free themselves, and memories that are read and written
 //!   through checked slices.
@@ -129,6 +131,40 @@ pub(crate) fn gelu_backward_dispatched(z: &[f32], g: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_backward_avx2(z: &[f32], g: &mut [f32]) {
     crate::activation::gelu_backward_portable(z, g);
+}
+
+/// `f()`, built for the widest vector extensions this CPU has (AVX-512 F/BW/VL, else AVX2 +
+/// FMA, else the baseline): the loops `f` inlines vectorize for them. Every build computes the
+/// same values (no fused multiply-adds are formed without being written out).
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { on_avx512(f) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { on_avx2(f) };
+        }
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn on_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 /// oneDNN 2.x (Debian 12's `libdnnl-dev` 2.6.3): engine, stream, memory descriptors and

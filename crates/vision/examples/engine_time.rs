@@ -1,7 +1,8 @@
 //! Images per second of MobileNetV2 on the convolution engine (`vision::fast`): one training
 //! step (forward, backward, SGD update) and one evaluation pass on random 32x32 images, the
 //! median of 5 after a warm-up: `cargo run --release -p vision --example engine_time --
-//! [batch] [torchvision|cifar] [f32|bf16] [threads]`. `step_time` times the candle network.
+//! [batch] [torchvision|cifar] [f32|bf16] [threads] [rounds]` (rounds: 6 by default, the first
+//! a warm-up). `step_time` times the candle network.
 
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let precision: kernels::Precision = args.get(3).map_or("f32", String::as_str).parse()?;
     let threads: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let rounds: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(6).max(2);
     let spec = MobileNetV2Spec::torchvision(10, ds);
     let options = ConvNetOptions {
         precision,
@@ -30,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
     let (mut train, mut eval) = (Vec::new(), Vec::new());
-    for round in 0..6 {
+    for round in 0..rounds {
         let t = Instant::now();
         net.step(&x, &labels, batch, 0.01, 0.1, 0, round, None)?;
         let step = t.elapsed().as_secs_f64();

@@ -2,8 +2,10 @@
 //! over channels-last rows (a row is one pixel's channels), in blocks of rows whose partial
 //! sums are combined in a fixed order.
 
+#[cfg(doc)]
 use crate::gemm_path::round_bf16;
 use crate::sys::dnnl::Buf;
+use crate::sys::vectorized;
 use crate::team::Team;
 
 /// Rows per task.
@@ -99,9 +101,17 @@ impl Elem for u16 {
     fn get(self) -> f32 {
         f32::from_bits((self as u32) << 16)
     }
+    /// Rounded to nearest even (as [`round_bf16`]), branch-free so that it vectorizes; a NaN
+    /// stays a (quiet) NaN.
     #[inline(always)]
     fn put(v: f32) -> Self {
-        (round_bf16(v).to_bits() >> 16) as u16
+        let bits = v.to_bits();
+        let rounded = (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16;
+        if v.is_nan() {
+            (bits >> 16) as u16 | 0x40
+        } else {
+            rounded
+        }
     }
 }
 
@@ -164,6 +174,44 @@ fn block_sums<T: Send>(
     sums
 }
 
+/// `v` clamped to `[0, 6]` (NaN stays NaN), as selects that vectorize.
+#[inline(always)]
+fn clamp6(v: f32) -> f32 {
+    let v = if v < 0.0 { 0.0 } else { v };
+    if v > 6.0 {
+        6.0
+    } else {
+        v
+    }
+}
+
+/// Whether ReLU6 passes the gradient at `y` (inside `(0, 6)`), without branches.
+#[inline(always)]
+fn inside6(y: f32) -> bool {
+    (y > 0.0) & (y < 6.0)
+}
+
+/// ReLU6's mask on a row's gradient: zero where the normalized value `z * scale + shift` lies
+/// outside `(0, 6)`.
+struct Mask<'a> {
+    relu6: bool,
+    scale: &'a [f32],
+    shift: &'a [f32],
+}
+
+impl Mask<'_> {
+    /// The masked gradient `gy` of the normalized value, in place of the row's gradient `g`
+    /// (selects, no branches, so that it vectorizes).
+    #[inline(always)]
+    fn apply(&self, z: &[f32], g: &mut [f32]) {
+        if self.relu6 {
+            for ((g, &z), (&a, &s)) in g.iter_mut().zip(z).zip(self.scale.iter().zip(self.shift)) {
+                *g = if inside6(z * a + s) { *g } else { 0.0 };
+            }
+        }
+    }
+}
+
 /// The forward pass of one norm.
 pub(super) struct Forward {
     /// Pixels of the batch.
@@ -189,14 +237,21 @@ impl Forward {
         let shift = &z[..c];
         let blocks = vec![(); self.rows.div_ceil(ROWS)];
         let sums = block_sums(team, self.rows, c, 2, blocks, |range, (), s| {
-            let (s1, s2) = s.split_at_mut(c);
-            for r in range {
-                for (((a, b), &v), &k) in s1.iter_mut().zip(s2.iter_mut()).zip(&z[r * c..(r + 1) * c]).zip(shift) {
-                    let d = v - k;
-                    *a += d;
-                    *b += d * d;
-                }
-            }
+            vectorized(
+                #[inline(always)]
+                || {
+                    let (s1, s2) = s.split_at_mut(c);
+                    for r in range {
+                        for (((a, b), &v), &k) in
+                            s1.iter_mut().zip(s2.iter_mut()).zip(&z[r * c..(r + 1) * c]).zip(shift)
+                        {
+                            let d = v - k;
+                            *a += d;
+                            *b += d * d;
+                        }
+                    }
+                },
+            )
         });
         let n = self.rows as f64;
         let mut m = vec![0f64; c];
@@ -273,22 +328,31 @@ impl Forward {
         team.run(items, |(b, out)| {
             let start = b * ROWS * c;
             let z = &z[start..start + out.len()];
-            let mut y = vec![0f32; c];
-            for (r, (o, z)) in out.chunks_mut(c).zip(z.chunks(c)).enumerate() {
-                for (((y, &z), &a), &s) in y.iter_mut().zip(z).zip(scale).zip(shift) {
-                    let v = z * a + s;
-                    *y = if relu6 { v.clamp(0.0, 6.0) } else { v };
-                }
-                if let Some(res) = residual {
-                    let at = start + r * c;
-                    for (y, &x) in y.iter_mut().zip(&res[at..at + c]) {
-                        *y += x.get();
+            vectorized(
+                #[inline(always)]
+                || {
+                    let mut y = vec![0f32; c];
+                    for (r, (o, z)) in out.chunks_exact_mut(c).zip(z.chunks_exact(c)).enumerate() {
+                        for (((y, &z), &a), &s) in y.iter_mut().zip(z).zip(scale).zip(shift) {
+                            *y = z * a + s;
+                        }
+                        if relu6 {
+                            for y in y.iter_mut() {
+                                *y = clamp6(*y);
+                            }
+                        }
+                        if let Some(res) = residual {
+                            let at = start + r * c;
+                            for (y, &x) in y.iter_mut().zip(&res[at..at + c]) {
+                                *y += x.get();
+                            }
+                        }
+                        for (o, &y) in o.iter_mut().zip(&y) {
+                            *o = O::put(y);
+                        }
                     }
-                }
-                for (o, &y) in o.iter_mut().zip(&y) {
-                    *o = O::put(y);
-                }
-            }
+                },
+            )
         });
     }
 }
@@ -326,16 +390,10 @@ impl Backward {
         let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
         let shift: Vec<f32> = beta.iter().zip(mean).zip(&scale).map(|((b, m), a)| b - m * a).collect();
         let relu6 = self.relu6;
-        // The masked gradient `gy` of the normalized value, for a row whose gradient is `g`.
-        let masked = |z: &[f32], g: &mut [f32]| {
-            if relu6 {
-                for ((g, &z), (&a, &s)) in g.iter_mut().zip(z).zip(scale.iter().zip(&shift)) {
-                    let y = z * a + s;
-                    if !(y > 0.0 && y < 6.0) {
-                        *g = 0.0;
-                    }
-                }
-            }
+        let masked = Mask {
+            relu6,
+            scale: &scale,
+            shift: &shift,
         };
         // Pass 1: sum(gy) and sum(gy * x_hat) per channel (keeping the upstream gradient).
         let keep = self.keep_upstream;
@@ -345,27 +403,32 @@ impl Backward {
             (0..rows.div_ceil(ROWS)).map(|_| <&mut [f32]>::default()).collect()
         };
         let sums = block_sums(team, rows, c, 2, blocks, |range, up, s| {
-            let (s1, s2) = s.split_at_mut(c);
-            let mut g = vec![0f32; c];
-            let first = range.start;
-            for r in range {
-                gather(sources, r, &mut g);
-                if keep {
-                    up[(r - first) * c..(r - first + 1) * c].copy_from_slice(&g);
-                }
-                let zr = &z[r * c..(r + 1) * c];
-                masked(zr, &mut g);
-                for ((((a, b), &g), &z), (&m, &s)) in s1
-                    .iter_mut()
-                    .zip(s2.iter_mut())
-                    .zip(&g)
-                    .zip(zr)
-                    .zip(mean.iter().zip(inv_std))
-                {
-                    *a += g;
-                    *b += g * (z - m) * s;
-                }
-            }
+            vectorized(
+                #[inline(always)]
+                || {
+                    let (s1, s2) = s.split_at_mut(c);
+                    let mut g = vec![0f32; c];
+                    let first = range.start;
+                    for r in range {
+                        gather(sources, r, &mut g);
+                        if keep {
+                            up[(r - first) * c..(r - first + 1) * c].copy_from_slice(&g);
+                        }
+                        let zr = &z[r * c..(r + 1) * c];
+                        masked.apply(zr, &mut g);
+                        for ((((a, b), &g), &z), (&m, &s)) in s1
+                            .iter_mut()
+                            .zip(s2.iter_mut())
+                            .zip(&g)
+                            .zip(zr)
+                            .zip(mean.iter().zip(inv_std))
+                        {
+                            *a += g;
+                            *b += g * (z - m) * s;
+                        }
+                    }
+                },
+            )
         });
         let n = rows as f64;
         let mut k1 = vec![0f32; c];
@@ -376,44 +439,61 @@ impl Backward {
             k1[j] = (sums[j] / n) as f32;
             k2[j] = (sums[c + j] / n) as f32;
         }
-        // Pass 2: dz = gamma inv_std (gy - mean(gy) - x_hat mean(gy x_hat)).
+        // Pass 2: dz = gamma inv_std (gy - mean(gy) - x_hat mean(gy x_hat)), stored as `O`.
         let upstream = &*upstream;
-        let write = |out: &mut [f32], b: usize| {
-            let mut g = vec![0f32; c];
-            for (i, o) in out.chunks_mut(c).enumerate() {
-                let r = b * ROWS + i;
-                if keep {
-                    g.copy_from_slice(&upstream[r * c..(r + 1) * c]);
-                } else {
-                    gather(sources, r, &mut g);
-                }
-                let zr = &z[r * c..(r + 1) * c];
-                masked(zr, &mut g);
-                for ((((o, &g), &z), (&m, &s)), ((&a, &k1), &k2)) in o
-                    .iter_mut()
-                    .zip(&g)
-                    .zip(zr)
-                    .zip(mean.iter().zip(inv_std))
-                    .zip(scale.iter().zip(&k1).zip(&k2))
-                {
-                    let xh = (z - m) * s;
-                    *o = a * (g - k1 - xh * k2);
-                }
-            }
-        };
+        #[allow(clippy::too_many_arguments)]
+        #[inline(always)]
+        fn write<O: Elem>(
+            out: &mut [O],
+            b: usize,
+            keep: bool,
+            upstream: &[f32],
+            sources: &[GradSource],
+            z: &[f32],
+            masked: &Mask,
+            stats: [&[f32]; 5],
+        ) {
+            let [mean, inv_std, scale, k1, k2] = stats;
+            let c = mean.len();
+            vectorized(
+                #[inline(always)]
+                || {
+                    let mut g = vec![0f32; c];
+                    for (i, o) in out.chunks_exact_mut(c).enumerate() {
+                        let r = b * ROWS + i;
+                        if keep {
+                            g.copy_from_slice(&upstream[r * c..(r + 1) * c]);
+                        } else {
+                            gather(sources, r, &mut g);
+                        }
+                        let zr = &z[r * c..(r + 1) * c];
+                        masked.apply(zr, &mut g);
+                        for ((((o, &g), &z), (&m, &s)), ((&a, &k1), &k2)) in o
+                            .iter_mut()
+                            .zip(&g)
+                            .zip(zr)
+                            .zip(mean.iter().zip(inv_std))
+                            .zip(scale.iter().zip(k1).zip(k2))
+                        {
+                            let xh = (z - m) * s;
+                            *o = O::put(a * (g - k1 - xh * k2));
+                        }
+                    }
+                },
+            )
+        }
+        let stats = [mean, inv_std, &scale[..], &k1[..], &k2[..]];
         match dz {
             Values::F32(d) => {
                 let items: Vec<_> = d[..rows * c].chunks_mut(ROWS * c).enumerate().collect();
-                team.run(items, |(b, out)| write(out, b));
+                team.run(items, |(b, out)| {
+                    write(out, b, keep, upstream, sources, z, &masked, stats)
+                });
             }
             Values::Bf16(d) => {
                 let items: Vec<_> = d[..rows * c].chunks_mut(ROWS * c).enumerate().collect();
                 team.run(items, |(b, out)| {
-                    let mut tmp = vec![0f32; out.len()];
-                    write(&mut tmp, b);
-                    for (o, &v) in out.iter_mut().zip(&tmp) {
-                        *o = u16::put(v);
-                    }
+                    write(out, b, keep, upstream, sources, z, &masked, stats)
                 });
             }
         }
