@@ -303,6 +303,7 @@ pub(crate) mod dnnl {
                 alpha: f32,
                 beta: f32,
             ) -> dnnl_status_t;
+            pub fn dnnl_post_ops_append_sum(post_ops: dnnl_post_ops_t, scale: f32) -> dnnl_status_t;
             pub fn dnnl_primitive_desc_create(
                 pd: *mut dnnl_primitive_desc_t,
                 op_desc: *const c_void,
@@ -388,6 +389,8 @@ pub(crate) mod dnnl {
     pub enum Tag {
         /// Whatever the primitive prefers (for weights packed once).
         Any = 1,
+        /// Plain 1-D.
+        A = 2,
         /// Row-major 2-D.
         Ab = 3,
         /// Column-major 2-D: a `(K, N)` tensor stored as N rows of K.
@@ -449,6 +452,17 @@ pub(crate) mod dnnl {
         Tanh = 47,
         /// max(0, x).
         Relu = 31,
+        /// `min(max(x, alpha), beta)`.
+        Clip = 255,
+    }
+
+    /// An operation a primitive applies to its result before writing it.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum PostOp {
+        /// An element-wise op with its alpha and beta.
+        Eltwise(Eltwise, f32, f32),
+        /// Adds what the destination held before the call.
+        Sum,
     }
 
     fn status_meaning(s: c_int) -> &'static str {
@@ -766,44 +780,41 @@ pub(crate) mod dnnl {
                     &dst.0,
                 )
             })?;
-            Self::create(
-                engine,
-                &desc as *const _ as *const c_void,
-                post.map(|alg| (alg, 0.0, 0.0)),
-                None,
-            )
+            let post: Vec<PostOp> = post.map(|alg| PostOp::Eltwise(alg, 0.0, 0.0)).into_iter().collect();
+            Self::create(engine, &desc as *const _ as *const c_void, &post, None)
         }
 
-        /// The descriptor of the op descriptor at `desc` with an optional element-wise
-        /// post-op `(algorithm, alpha, beta)` and, for a backward pass, the forward pass's
-        /// descriptor as the hint.
-        fn create(
-            engine: &Engine,
-            desc: *const c_void,
-            post: Option<(Eltwise, f32, f32)>,
-            hint: Option<&PrimitiveDesc>,
-        ) -> Result<Self> {
+        /// The descriptor of the op descriptor at `desc` with post-ops `post` (in order)
+        /// and, for a backward pass, the forward pass's descriptor as the hint.
+        fn create(engine: &Engine, desc: *const c_void, post: &[PostOp], hint: Option<&PrimitiveDesc>) -> Result<Self> {
             let mut attr = std::ptr::null_mut();
             // SAFETY: `attr` receives a new handle, destroyed below.
             check("dnnl_primitive_attr_create", unsafe {
                 ffi::dnnl_primitive_attr_create(&mut attr)
             })?;
             let made = (|| -> Result<Self> {
-                if let Some((alg, alpha, beta)) = post {
+                if !post.is_empty() {
                     let mut po = std::ptr::null_mut();
                     // SAFETY: a new post-ops handle, appended to, copied into `attr`, destroyed.
                     unsafe {
                         check("dnnl_post_ops_create", ffi::dnnl_post_ops_create(&mut po))?;
-                        let r = check(
-                            "dnnl_post_ops_append_eltwise",
-                            ffi::dnnl_post_ops_append_eltwise(po, 1.0, alg as c_int, alpha, beta),
-                        )
-                        .and_then(|_| {
-                            check(
-                                "dnnl_primitive_attr_set_post_ops",
-                                ffi::dnnl_primitive_attr_set_post_ops(attr, po),
-                            )
-                        });
+                        let r = post
+                            .iter()
+                            .try_for_each(|op| match *op {
+                                PostOp::Eltwise(alg, alpha, beta) => check(
+                                    "dnnl_post_ops_append_eltwise",
+                                    ffi::dnnl_post_ops_append_eltwise(po, 1.0, alg as c_int, alpha, beta),
+                                ),
+                                PostOp::Sum => {
+                                    check("dnnl_post_ops_append_sum", ffi::dnnl_post_ops_append_sum(po, 1.0))
+                                }
+                            })
+                            .and_then(|_| {
+                                check(
+                                    "dnnl_primitive_attr_set_post_ops",
+                                    ffi::dnnl_primitive_attr_set_post_ops(attr, po),
+                                )
+                            });
                         ffi::dnnl_post_ops_destroy(po);
                         r?;
                     }
@@ -827,9 +838,8 @@ pub(crate) mod dnnl {
             made
         }
 
-        /// A direct 2-D convolution `dst = conv(src, weights) (+ bias)`, then `post` (an
-        /// element-wise op with its alpha and beta); `training` keeps what the backward pass
-        /// needs.
+        /// A direct 2-D convolution `dst = conv(src, weights) (+ bias)`, then the post-ops
+        /// `post` in order; `training` keeps what the backward pass needs.
         #[allow(clippy::too_many_arguments)]
         pub fn convolution(
             engine: &Engine,
@@ -838,7 +848,7 @@ pub(crate) mod dnnl {
             bias: Option<&MemoryDesc>,
             dst: &MemoryDesc,
             geometry: ConvGeometry,
-            post: Option<(Eltwise, f32, f32)>,
+            post: &[PostOp],
             training: bool,
         ) -> Result<Self> {
             let (strides, padding) = geometry.arrays();
@@ -892,7 +902,7 @@ pub(crate) mod dnnl {
                     padding.as_ptr(),
                 )
             })?;
-            Self::create(engine, &desc as *const _ as *const c_void, None, Some(forward))
+            Self::create(engine, &desc as *const _ as *const c_void, &[], Some(forward))
         }
 
         /// The gradient of a convolution (without bias) with respect to its weights,
@@ -921,7 +931,7 @@ pub(crate) mod dnnl {
                     padding.as_ptr(),
                 )
             })?;
-            Self::create(engine, &desc as *const _ as *const c_void, None, Some(forward))
+            Self::create(engine, &desc as *const _ as *const c_void, &[], Some(forward))
         }
 
         /// A copy from layout `from` to layout `to` (any types oneDNN converts).

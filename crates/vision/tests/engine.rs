@@ -211,6 +211,9 @@ fn training_pass_and_evaluation_match_candle() {
     assert!(want_grads.len() > 40, "{} gradients", want_grads.len());
 
     let mut fast = engine(&spec, &params, Precision::F32);
+    // An evaluation first: its fused convolutions (norms folded in) must follow the running
+    // statistics that the training pass below moves.
+    fast.predict(&x_last, 6).unwrap();
     let stats = fast.engine().gradients(&x_last, &labels, 6, SMOOTHING, 0, 0).unwrap();
     let r = relative(fast.engine_ref().scores(), &want_scores);
     assert!(r < 1e-4, "scores off by {r:e}");
@@ -259,9 +262,12 @@ fn training_pass_and_evaluation_match_candle() {
 
     // bf16 convolutions: near f32, never equal to it.
     let mut half = engine(&spec, &params, Precision::Bf16);
+    half.predict(&x_last, 6).unwrap();
     half.engine().gradients(&x_last, &labels, 6, SMOOTHING, 0, 0).unwrap();
     let r = relative(half.engine_ref().scores(), &want_scores);
     assert!(r < 5e-2 && r > 0.0, "bf16 scores off by {r:e}");
+    let r = relative(&half.predict(&x_last, 6).unwrap(), &want);
+    assert!(r < 5e-2 && r > 0.0, "bf16 evaluation scores off by {r:e}");
     // Single gradients can be sums that cancel (small batch, random weights): rounding the
     // operands to 8 bits moves them by tens of percent. The whole gradient keeps its
     // direction.

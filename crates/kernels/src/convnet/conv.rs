@@ -1,7 +1,9 @@
 //! The convolutions of a [`super::ConvNet`] on oneDNN: per convolution and batch size, the
 //! forward, backward-data and backward-weights primitives on channels-last activations, the
 //! weights reordered from PyTorch's layout into the layouts the primitives chose (again after
-//! every update), and the weight gradient reordered back.
+//! every update), and the weight gradient reordered back. For inference, each convolution
+//! also has a fused primitive: its batch norm folded into its weights and a bias (running
+//! statistics), ReLU6 and the residual sum as post-ops, the norm's output written directly.
 
 use std::collections::HashMap;
 
@@ -11,8 +13,9 @@ use crate::error::{KernelError, Result};
 use crate::stack::Precision;
 use crate::sys::dnnl::{
     self, Buf, BufMut, ConvGeometry, DataType, Engine, MemoryDesc, Primitive, PrimitiveDesc, Query, Stream, Tag,
-    ARG_DIFF_DST, ARG_DIFF_SRC, ARG_DIFF_WEIGHTS, ARG_DST, ARG_SRC, ARG_WEIGHTS,
+    ARG_BIAS, ARG_DIFF_DST, ARG_DIFF_SRC, ARG_DIFF_WEIGHTS, ARG_DST, ARG_SRC, ARG_WEIGHTS,
 };
+use crate::sys::dnnl::{Eltwise, PostOp};
 
 /// Whether convolution `id` runs in bf16: every convolution but those reading the input,
 /// when the precision is bf16.
@@ -92,8 +95,42 @@ struct Plan {
     names: [String; 3],
 }
 
+/// The batch norm that reads a convolution, as far as folding it into the convolution needs.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Folding {
+    pub gamma: usize,
+    pub beta: usize,
+    pub mean: usize,
+    pub var: usize,
+    pub eps: f32,
+    pub relu6: bool,
+    /// Whether a residual is added (the destination holds it when the primitive runs).
+    pub residual: bool,
+    /// Whether the norm's output is stored as bf16.
+    pub half_out: bool,
+}
+
+/// The inference primitive of one convolution at one batch size, with its batch norm folded
+/// in (see the module docs).
+struct Fused {
+    src: MemoryDesc,
+    dst: MemoryDesc,
+    bias_desc: MemoryDesc,
+    forward: Primitive,
+    weights: PackedWeights,
+    /// The folded weights in PyTorch's layout, and the bias.
+    folded: Vec<f32>,
+    bias: Vec<f32>,
+    /// The (weights, statistics) versions folded.
+    version: Option<(u64, u64)>,
+}
+
 struct Layer {
     weight: usize,
+    /// The norm folded in at inference (`None`: not foldable, the unfused passes run).
+    folding: Option<Folding>,
+    /// Fused inference primitives by batch size (`None` where oneDNN has no kernel).
+    fused: HashMap<usize, Option<Fused>>,
     input: Shape,
     output: Shape,
     groups: usize,
@@ -120,6 +157,7 @@ impl Convolutions {
         params: &[Param],
         precision: Precision,
         threads: usize,
+        folding: impl Fn(usize) -> Option<Folding>,
     ) -> Result<Self> {
         let engine = Engine::cpu()?;
         let stream = Stream::new(&engine)?;
@@ -144,6 +182,8 @@ impl Convolutions {
                     id,
                     Layer {
                         weight,
+                        folding: folding(id),
+                        fused: HashMap::new(),
                         input: shapes[from],
                         output: shapes[id],
                         groups,
@@ -186,6 +226,63 @@ impl Convolutions {
             }
         }
         Ok(())
+    }
+
+    /// Makes the fused inference primitives for `rows` images (where oneDNN has them) and
+    /// folds the norms again where the weights (`version`) or the running statistics
+    /// (`statistics`) changed.
+    pub(super) fn refresh_fused(&mut self, params: &[Param], version: u64, statistics: u64, rows: usize) -> Result<()> {
+        dnnl::set_threads(self.threads);
+        for layer in self.layers.values_mut() {
+            let Some(folding) = layer.folding else { continue };
+            if !layer.fused.contains_key(&rows) {
+                let fused = layer
+                    .fused_plan(&self.engine, rows, &params[layer.weight].shape, folding)
+                    .ok();
+                layer.fused.insert(rows, fused);
+            }
+            let Some(Some(fused)) = layer.fused.get_mut(&rows) else {
+                continue;
+            };
+            if fused.version != Some((version, statistics)) {
+                fused.fold(&params[layer.weight].values, params, folding);
+                fused
+                    .weights
+                    .fill(&self.engine, &self.stream, &layer.user, &fused.folded)?;
+                fused.version = Some((version, statistics));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether convolution `id` has a fused inference primitive for `rows` images.
+    pub(super) fn has_fused(&self, id: usize, rows: usize) -> bool {
+        self.layers
+            .get(&id)
+            .is_some_and(|l| matches!(l.fused.get(&rows), Some(Some(_))))
+    }
+
+    /// The fused inference pass of convolution `id`: its norm's output into `dst` (which
+    /// holds the residual when the norm adds one).
+    pub(super) fn forward_fused(&self, id: usize, rows: usize, src: Source, dst: BufMut) -> Result<()> {
+        let layer = self
+            .layers
+            .get(&id)
+            .ok_or_else(|| KernelError::shape("convolution", "a convolution node", id))?;
+        Self::check_source(layer, &src)?;
+        let Some(Some(fused)) = layer.fused.get(&rows) else {
+            return Err(KernelError::shape("fused convolution", "a prepared batch size", rows));
+        };
+        fused.forward.execute_with(
+            &self.engine,
+            &self.stream,
+            &[
+                (ARG_SRC, &fused.src, src.buf()),
+                (ARG_WEIGHTS, &fused.weights.desc, fused.weights.data.buf()),
+                (ARG_BIAS, &fused.bias_desc, Buf::F32(&fused.bias)),
+            ],
+            &mut [(ARG_DST, &fused.dst, dst)],
+        )
     }
 
     fn plan(&self, id: usize, rows: usize) -> Result<(&Layer, &Plan)> {
@@ -299,7 +396,66 @@ impl Convolutions {
     }
 }
 
+impl Fused {
+    /// The norm's scale `gamma / sqrt(var + eps)` (running statistics) folded into the
+    /// weights of each output channel, and `beta - mean * scale` as the bias: the same
+    /// arithmetic as the unfused inference pass's.
+    fn fold(&mut self, weights: &[f32], params: &[Param], f: Folding) {
+        let (gamma, beta) = (&params[f.gamma].values, &params[f.beta].values);
+        let (mean, var) = (&params[f.mean].values, &params[f.var].values);
+        let per = weights.len() / gamma.len();
+        for (o, (out, w)) in self.folded.chunks_mut(per).zip(weights.chunks(per)).enumerate() {
+            let inv_std = (1.0 / (var[o] as f64 + f.eps as f64).sqrt()) as f32;
+            let scale = gamma[o] * inv_std;
+            for (d, &v) in out.iter_mut().zip(w) {
+                *d = v * scale;
+            }
+            self.bias[o] = beta[o] - mean[o] * scale;
+        }
+    }
+}
+
 impl Layer {
+    /// The fused inference primitive for `rows` images (an error where oneDNN has no kernel
+    /// for the combination).
+    fn fused_plan(&self, engine: &Engine, rows: usize, weight_shape: &[usize], f: Folding) -> Result<Fused> {
+        let (ci, hi, wi) = self.input;
+        let (co, ho, wo) = self.output;
+        let t = if self.half { DataType::Bf16 } else { DataType::F32 };
+        let src_t = if self.reads_input { DataType::F32 } else { t };
+        let out_t = if f.half_out { DataType::Bf16 } else { DataType::F32 };
+        let src = MemoryDesc::new(&[rows, ci, hi, wi], src_t, Tag::Acdb)?;
+        let dst = MemoryDesc::new(&[rows, co, ho, wo], out_t, Tag::Acdb)?;
+        let bias_desc = MemoryDesc::new(&[co], DataType::F32, Tag::A)?;
+        let dims = weight_dims(weight_shape, self.groups);
+        let any = MemoryDesc::new(&dims, t, Tag::Any)?;
+        let mut post = Vec::new();
+        if f.relu6 {
+            post.push(PostOp::Eltwise(Eltwise::Clip, 0.0, 6.0));
+        }
+        if f.residual {
+            post.push(PostOp::Sum);
+        }
+        let pd = PrimitiveDesc::convolution(engine, &src, &any, Some(&bias_desc), &dst, self.geometry, &post, false)?;
+        if !pd.query(Query::Src)?.same_as(&src) || !pd.query(Query::Dst)?.same_as(&dst) {
+            return Err(KernelError::Unavailable {
+                backend: "onednn",
+                reason: "no fused convolution kernel for channels-last activations".into(),
+            });
+        }
+        let count: usize = weight_shape.iter().product();
+        Ok(Fused {
+            weights: PackedWeights::new(engine, &self.user, pd.weights()?, t)?,
+            forward: Primitive::new(&pd)?,
+            src,
+            dst,
+            bias_desc,
+            folded: vec![0.0; count],
+            bias: vec![0.0; co],
+            version: None,
+        })
+    }
+
     fn plan(&self, engine: &Engine, rows: usize, weight_shape: &[usize]) -> Result<Plan> {
         let (ci, hi, wi) = self.input;
         let (co, ho, wo) = self.output;
@@ -309,7 +465,7 @@ impl Layer {
         let dst = MemoryDesc::new(&[rows, co, ho, wo], DataType::F32, Tag::Acdb)?;
         let dims = weight_dims(weight_shape, self.groups);
         let any = MemoryDesc::new(&dims, t, Tag::Any)?;
-        let forward_pd = PrimitiveDesc::convolution(engine, &src, &any, None, &dst, self.geometry, None, true)?;
+        let forward_pd = PrimitiveDesc::convolution(engine, &src, &any, None, &dst, self.geometry, &[], true)?;
         // The backward passes read the output gradient in the convolution's arithmetic; their
         // hint is the forward pass with its output in that arithmetic.
         let diff_dst = MemoryDesc::new(&[rows, co, ho, wo], t, Tag::Acdb)?;
@@ -323,7 +479,7 @@ impl Layer {
                 None,
                 &diff_dst,
                 self.geometry,
-                None,
+                &[],
                 true,
             )?)
         };

@@ -6,7 +6,10 @@
 //! depthwise convolution kernels run fastest on for these shapes). The convolutions run on
 //! oneDNN (forward, backward data, backward weights); batch normalization, ReLU6, the residual
 //! sums and the classifier are fused passes over blocks of rows on oneDNN's OpenMP team, in a
-//! fixed order (the same results for any thread count).
+//! fixed order (the same results for any thread count). Inference ([`ConvNet::predict`])
+//! folds each batch norm (running statistics) into its convolution's weights and a bias and
+//! applies ReLU6 and the residual sum as oneDNN post-ops, so that one primitive writes each
+//! norm's output (the unfused passes remain where oneDNN has no such kernel).
 //!
 //! With [`Precision::Bf16`] every convolution but the first takes bf16 operands (its input,
 //! its weights, and in the backward pass its output gradient) with f32 accumulation and f32
@@ -175,6 +178,9 @@ pub struct ConvNet {
     team: Team,
     /// Incremented whenever weights change: the convolutions' packed weights follow.
     version: u64,
+    /// Incremented whenever a training pass moves the running statistics: the norms folded
+    /// into the inference convolutions follow.
+    statistics: u64,
     convs: conv::Convolutions,
     buffers: Buffers,
 }
@@ -212,7 +218,30 @@ impl ConvNet {
         }
         let threads = options.threads.unwrap_or_else(rayon::current_num_threads).max(1);
         {
-            let convs = conv::Convolutions::new(&nodes, &shapes, &params, options.precision, threads)?;
+            let folding = |id: usize| {
+                nodes.iter().find_map(|n| match *n {
+                    Node::Norm {
+                        from,
+                        gamma,
+                        beta,
+                        mean,
+                        var,
+                        relu6,
+                        residual,
+                    } if from == id => Some(conv::Folding {
+                        gamma,
+                        beta,
+                        mean,
+                        var,
+                        eps: options.bn_eps,
+                        relu6,
+                        residual: residual.is_some(),
+                        half_out: options.precision == Precision::Bf16,
+                    }),
+                    _ => None,
+                })
+            };
+            let convs = conv::Convolutions::new(&nodes, &shapes, &params, options.precision, threads, folding)?;
             let sized = |p: &Param| match p.role {
                 Role::Statistic => Vec::new(),
                 _ => vec![0f32; p.values.len()],
@@ -233,6 +262,7 @@ impl ConvNet {
                 options,
                 threads,
                 version: 0,
+                statistics: 0,
                 convs,
                 buffers: Buffers::default(),
             })
@@ -525,9 +555,34 @@ impl ConvNet {
     fn forward(&mut self, x: &[f32], rows: usize, training: Option<(u64, usize)>) -> Result<()> {
         self.reserve(rows);
         self.convs.refresh(&self.params, self.version, rows)?;
+        if training.is_some() {
+            self.statistics += 1;
+        } else {
+            self.convs
+                .refresh_fused(&self.params, self.version, self.statistics, rows)?;
+        }
+        // Norms already applied by their convolution's fused inference pass.
+        let mut fused = vec![false; self.nodes.len() + 1];
         for i in 0..self.nodes.len() {
             let id = i + 1;
             match self.nodes[i].clone() {
+                Node::Conv { from, .. } if training.is_none() && self.convs.has_fused(id, rows) => {
+                    let norm_id = self.reader_of(id);
+                    let mut out = std::mem::take(&mut self.buffers.out[norm_id]);
+                    if let Some(Node::Norm { residual: Some(r), .. }) = self.nodes.get(norm_id.wrapping_sub(1)) {
+                        out.copy_from(&self.buffers.out[*r]);
+                    }
+                    let src = if from == 0 {
+                        norm::Source::F32(x)
+                    } else {
+                        self.buffers.out[from].source()
+                    };
+                    let done = self.convs.forward_fused(id, rows, src, out.buf_mut());
+                    self.buffers.out[norm_id] = out;
+                    done?;
+                    fused[norm_id] = true;
+                }
+                Node::Norm { .. } if fused[id] => {}
                 Node::Conv { from, .. } => {
                     let mut out = std::mem::take(&mut self.buffers.out[id]);
                     let src = if from == 0 {

@@ -4,7 +4,7 @@
 
 #[cfg(doc)]
 use crate::gemm_path::round_bf16;
-use crate::sys::dnnl::Buf;
+use crate::sys::dnnl::{Buf, BufMut};
 use crate::sys::vectorized;
 use crate::team::Team;
 
@@ -39,6 +39,25 @@ impl Values {
         match self {
             Values::F32(v) => Source::F32(v),
             Values::Bf16(v) => Source::Bf16(v),
+        }
+    }
+
+    /// Copies `other` (of the same length), converting between f32 and bf16 where the types
+    /// differ.
+    pub(super) fn copy_from(&mut self, other: &Values) {
+        match (self, other) {
+            (Values::F32(d), Values::F32(s)) => d.copy_from_slice(s),
+            (Values::Bf16(d), Values::Bf16(s)) => d.copy_from_slice(s),
+            (Values::F32(d), Values::Bf16(s)) => d.iter_mut().zip(s).for_each(|(d, s)| *d = s.get()),
+            (Values::Bf16(d), Values::F32(s)) => d.iter_mut().zip(s).for_each(|(d, &s)| *d = u16::put(s)),
+        }
+    }
+
+    /// The values as a destination of a primitive.
+    pub(super) fn buf_mut(&mut self) -> BufMut<'_> {
+        match self {
+            Values::F32(v) => BufMut::F32(v),
+            Values::Bf16(v) => BufMut::Bf16(v),
         }
     }
 
