@@ -136,6 +136,7 @@ unsafe fn gelu_backward_avx2(z: &[f32], g: &mut [f32]) {
 /// `f()`, built for the widest vector extensions this CPU has (AVX-512 F/BW/VL, else AVX2 +
 /// FMA, else the baseline): the loops `f` inlines vectorize for them. Every build computes the
 /// same values (no fused multiply-adds are formed without being written out).
+#[cfg(feature = "onednn")]
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -155,12 +156,14 @@ pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+#[cfg(feature = "onednn")]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+#[cfg(feature = "onednn")]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn on_avx2<R>(f: impl FnOnce() -> R) -> R {
