@@ -13,14 +13,22 @@ use crate::activation::{apply, Activation};
 use crate::error::Result;
 use crate::stack::{Layer, Precision};
 
-/// Rounds `x` to the nearest bf16 (ties to even), returned as f32.
+/// Rounds `x` to the nearest bf16 (ties to even), returned as f32; a NaN stays a (quiet) NaN.
 pub fn round_bf16(x: f32) -> f32 {
-    if !x.is_finite() {
-        return x;
-    }
+    f32::from_bits((bf16_rounded(x) as u32) << 16)
+}
+
+/// The bits of `x` rounded to the nearest bf16 (ties to even); a NaN stays a (quiet) NaN.
+/// Branch-free, so that loops over it vectorize.
+#[inline(always)]
+pub(crate) fn bf16_rounded(x: f32) -> u16 {
     let bits = x.to_bits();
-    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) & 0xFFFF_0000;
-    f32::from_bits(rounded)
+    let rounded = (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16;
+    if x.is_nan() {
+        (bits >> 16) as u16 | 0x40
+    } else {
+        rounded
+    }
 }
 
 struct GemmLayer {

@@ -16,7 +16,7 @@
 
 use crate::activation::{apply, backward, Activation};
 use crate::error::{KernelError, Result};
-use crate::gemm_path::round_bf16;
+use crate::gemm_path::bf16_rounded;
 pub use crate::optim::Update;
 use crate::optim::{update_in_chunks, Rates};
 use crate::products::{Operand, Products};
@@ -593,7 +593,7 @@ fn to_bf16(team: Team, src: &[f32], dst: &mut [u16]) {
 /// `dst[i]` = the bf16 bits of `src[i]` (round to nearest even).
 fn bf16_bits(src: &[f32], dst: &mut [u16]) {
     for (d, &s) in dst.iter_mut().zip(src) {
-        *d = (round_bf16(s).to_bits() >> 16) as u16;
+        *d = bf16_rounded(s);
     }
 }
 

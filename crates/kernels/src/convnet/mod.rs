@@ -202,6 +202,18 @@ struct Buffers {
     head: head::Head,
 }
 
+impl Buffers {
+    /// What a convolution reading node `from` reads: the images `x` (node 0) or a norm's
+    /// output.
+    fn conv_input<'a>(&'a self, from: usize, x: &'a [f32]) -> norm::Source<'a> {
+        if from == 0 {
+            norm::Source::F32(x)
+        } else {
+            self.out[from].source()
+        }
+    }
+}
+
 impl ConvNet {
     /// A network on `input`-shaped images `(channels, height, width)` made of `nodes` with
     /// `params` (checked: shapes, references, finite values).
@@ -572,11 +584,7 @@ impl ConvNet {
                     if let Some(Node::Norm { residual: Some(r), .. }) = self.nodes.get(norm_id.wrapping_sub(1)) {
                         out.copy_from(&self.buffers.out[*r]);
                     }
-                    let src = if from == 0 {
-                        norm::Source::F32(x)
-                    } else {
-                        self.buffers.out[from].source()
-                    };
+                    let src = self.buffers.conv_input(from, x);
                     let done = self.convs.forward_fused(id, rows, src, out.buf_mut());
                     self.buffers.out[norm_id] = out;
                     done?;
@@ -585,11 +593,7 @@ impl ConvNet {
                 Node::Norm { .. } if fused[id] => {}
                 Node::Conv { from, .. } => {
                     let mut out = std::mem::take(&mut self.buffers.out[id]);
-                    let src = if from == 0 {
-                        norm::Source::F32(x)
-                    } else {
-                        self.buffers.out[from].source()
-                    };
+                    let src = self.buffers.conv_input(from, x);
                     let done = self.convs.forward(id, rows, src, out.f32_mut());
                     self.buffers.out[id] = out;
                     done?;
@@ -741,11 +745,7 @@ impl ConvNet {
                     let b = &mut self.buffers;
                     let mut dsrc = std::mem::take(&mut b.grad[id]);
                     let diff_dst = b.grad[norm_id].source();
-                    let src = if from == 0 {
-                        norm::Source::F32(x)
-                    } else {
-                        b.out[from].source()
-                    };
+                    let src = b.conv_input(from, x);
                     let mut gw = std::mem::take(&mut self.grads[weight]);
                     let done = self.convs.backward_weights(id, rows, src, diff_dst, &mut gw);
                     self.grads[weight] = gw;

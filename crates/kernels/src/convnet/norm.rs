@@ -2,8 +2,7 @@
 //! over channels-last rows (a row is one pixel's channels), in blocks of rows whose partial
 //! sums are combined in a fixed order.
 
-#[cfg(doc)]
-use crate::gemm_path::round_bf16;
+use crate::gemm_path::bf16_rounded;
 use crate::sys::dnnl::{Buf, BufMut};
 use crate::sys::vectorized;
 use crate::team::Team;
@@ -120,17 +119,9 @@ impl Elem for u16 {
     fn get(self) -> f32 {
         f32::from_bits((self as u32) << 16)
     }
-    /// Rounded to nearest even (as [`round_bf16`]), branch-free so that it vectorizes; a NaN
-    /// stays a (quiet) NaN.
     #[inline(always)]
     fn put(v: f32) -> Self {
-        let bits = v.to_bits();
-        let rounded = (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16;
-        if v.is_nan() {
-            (bits >> 16) as u16 | 0x40
-        } else {
-            rounded
-        }
+        bf16_rounded(v)
     }
 }
 
@@ -228,6 +219,58 @@ impl Mask<'_> {
                 *g = if inside6(z * a + s) { *g } else { 0.0 };
             }
         }
+    }
+}
+
+/// What the second backward pass reads: `dz = gamma inv_std (gy - k1 - x_hat k2)` with `k1`
+/// and `k2` the means of `gy` and `gy x_hat`.
+struct SecondPass<'a> {
+    /// Whether the row gradients were kept in `upstream` (else gathered from `sources`).
+    keep: bool,
+    upstream: &'a [f32],
+    sources: &'a [GradSource<'a>],
+    z: &'a [f32],
+    masked: &'a Mask<'a>,
+    mean: &'a [f32],
+    inv_std: &'a [f32],
+    /// `gamma * inv_std`.
+    scale: &'a [f32],
+    k1: &'a [f32],
+    k2: &'a [f32],
+}
+
+impl SecondPass<'_> {
+    /// `dz` of block `b` into `out`, stored as `O`.
+    #[inline(always)]
+    fn write<O: Elem>(&self, out: &mut [O], b: usize) {
+        let c = self.mean.len();
+        let z = self.z;
+        vectorized(
+            #[inline(always)]
+            || {
+                let mut g = vec![0f32; c];
+                for (i, o) in out.chunks_exact_mut(c).enumerate() {
+                    let r = b * ROWS + i;
+                    if self.keep {
+                        g.copy_from_slice(&self.upstream[r * c..(r + 1) * c]);
+                    } else {
+                        gather(self.sources, r, &mut g);
+                    }
+                    let zr = &z[r * c..(r + 1) * c];
+                    self.masked.apply(zr, &mut g);
+                    for ((((o, &g), &z), (&m, &s)), ((&a, &k1), &k2)) in o
+                        .iter_mut()
+                        .zip(&g)
+                        .zip(zr)
+                        .zip(self.mean.iter().zip(self.inv_std))
+                        .zip(self.scale.iter().zip(self.k1).zip(self.k2))
+                    {
+                        let xh = (z - m) * s;
+                        *o = O::put(a * (g - k1 - xh * k2));
+                    }
+                }
+            },
+        )
     }
 }
 
@@ -460,60 +503,26 @@ impl Backward {
         }
         // Pass 2: dz = gamma inv_std (gy - mean(gy) - x_hat mean(gy x_hat)), stored as `O`.
         let upstream = &*upstream;
-        #[allow(clippy::too_many_arguments)]
-        #[inline(always)]
-        fn write<O: Elem>(
-            out: &mut [O],
-            b: usize,
-            keep: bool,
-            upstream: &[f32],
-            sources: &[GradSource],
-            z: &[f32],
-            masked: &Mask,
-            stats: [&[f32]; 5],
-        ) {
-            let [mean, inv_std, scale, k1, k2] = stats;
-            let c = mean.len();
-            vectorized(
-                #[inline(always)]
-                || {
-                    let mut g = vec![0f32; c];
-                    for (i, o) in out.chunks_exact_mut(c).enumerate() {
-                        let r = b * ROWS + i;
-                        if keep {
-                            g.copy_from_slice(&upstream[r * c..(r + 1) * c]);
-                        } else {
-                            gather(sources, r, &mut g);
-                        }
-                        let zr = &z[r * c..(r + 1) * c];
-                        masked.apply(zr, &mut g);
-                        for ((((o, &g), &z), (&m, &s)), ((&a, &k1), &k2)) in o
-                            .iter_mut()
-                            .zip(&g)
-                            .zip(zr)
-                            .zip(mean.iter().zip(inv_std))
-                            .zip(scale.iter().zip(k1).zip(k2))
-                        {
-                            let xh = (z - m) * s;
-                            *o = O::put(a * (g - k1 - xh * k2));
-                        }
-                    }
-                },
-            )
-        }
-        let stats = [mean, inv_std, &scale[..], &k1[..], &k2[..]];
+        let pass = SecondPass {
+            keep,
+            upstream,
+            sources,
+            z,
+            masked: &masked,
+            mean,
+            inv_std,
+            scale: &scale,
+            k1: &k1,
+            k2: &k2,
+        };
         match dz {
             Values::F32(d) => {
                 let items: Vec<_> = d[..rows * c].chunks_mut(ROWS * c).enumerate().collect();
-                team.run(items, |(b, out)| {
-                    write(out, b, keep, upstream, sources, z, &masked, stats)
-                });
+                team.run(items, |(b, out)| pass.write(out, b));
             }
             Values::Bf16(d) => {
                 let items: Vec<_> = d[..rows * c].chunks_mut(ROWS * c).enumerate().collect();
-                team.run(items, |(b, out)| {
-                    write(out, b, keep, upstream, sources, z, &masked, stats)
-                });
+                team.run(items, |(b, out)| pass.write(out, b));
             }
         }
     }
