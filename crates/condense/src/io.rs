@@ -169,9 +169,54 @@ pub fn load_tensors(stem: &Path, device: &Device) -> Result<HashMap<String, Tens
     })
 }
 
+/// A 64-bit digest (FNV-1a) of named tensors: their names, shapes and values as f32 bits.
+/// Names a saved intermediate after the network it started from, so that a rerun finds its
+/// own stage and never another run's; stable across builds and platforms.
+pub fn digest<'a>(tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>) -> Result<u64> {
+    digest_with("", tensors)
+}
+
+/// [`digest`] of a description (settings as text) followed by named tensors.
+pub fn digest_with<'a>(text: &str, tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>) -> Result<u64> {
+    const PRIME: u64 = 0x100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(PRIME);
+        }
+    };
+    eat(text.as_bytes());
+    for (name, t) in tensors {
+        eat(name.as_bytes());
+        for d in t.dims() {
+            eat(&(*d as u64).to_le_bytes());
+        }
+        let values = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        for v in values {
+            eat(&v.to_bits().to_le_bytes());
+        }
+    }
+    Ok(h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digest_sees_names_shapes_and_values() {
+        let t = |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+        let one = |name: &str, v: Tensor| digest([(&name.to_string(), &v)]).unwrap();
+        let base = one("w", t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]));
+        assert_eq!(base, one("w", t(&[1.0, 2.0, 3.0, 4.0], &[2, 2])));
+        assert_ne!(base, one("v", t(&[1.0, 2.0, 3.0, 4.0], &[2, 2])));
+        assert_ne!(base, one("w", t(&[1.0, 2.0, 3.0, 4.0], &[4, 1])));
+        assert_ne!(base, one("w", t(&[1.0, 2.0, 3.0, 4.5], &[2, 2])));
+        let w = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+        let named = [(&"w".to_string(), &w)];
+        assert_eq!(base, digest_with("", named).unwrap());
+        assert_ne!(base, digest_with("lr 0.1", named).unwrap());
+    }
 
     #[test]
     fn a_stem_keeps_its_full_name() {

@@ -49,6 +49,13 @@ pub enum VisionError {
         message: String,
     },
 
+    /// A training stopped at the step limit of this invocation, with a checkpoint to resume.
+    #[error("the training of {stage} stopped at the step limit; run again to resume from its checkpoint")]
+    Stopped {
+        /// Which training.
+        stage: String,
+    },
+
     /// A NaN or infinity during training.
     #[error("non-finite {what}")]
     NonFinite {

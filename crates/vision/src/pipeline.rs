@@ -189,8 +189,27 @@ pub struct CifarReport {
     pub reduction: ReductionReport,
     /// Training history of the original.
     pub training: TrainHistory,
-    /// Wall time of each stage run now [s].
+    /// Every training after the original (rounds' retraining, then the baselines), with its
+    /// steps and wall time summed over interrupted and resumed invocations.
+    pub stages: Vec<StageFigures>,
+    /// Wall time of each part of this invocation [s] (a part whose trainings were reused from
+    /// an earlier invocation takes little; `stages` has their own times).
     pub wall_time_s: BTreeMap<String, f64>,
+}
+
+/// One training after the original, as the report lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StageFigures {
+    /// What it trained (`retrain 2`, `from scratch`, ...).
+    pub stage: String,
+    /// Its files in the run directory (`STEM.safetensors`, `STEM.json`).
+    pub stem: String,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Wall time of the training, summed over resumed invocations [s].
+    pub wall_time_s: f64,
+    /// Whether this invocation found it finished by an earlier one.
+    pub reused: bool,
 }
 
 impl CifarReport {
@@ -220,8 +239,11 @@ pub struct CifarRun {
 }
 
 /// Runs (or continues) the experiment in `dir`; the original is reused from `original_from`
-/// (another run's directory) or from `dir` when its settings match. `None` when the
-/// original's training stopped at `max_train_steps` (run again to resume).
+/// (another run's directory) or from `dir` when its settings match. Every training after the
+/// original checkpoints in `dir` and keeps its result there (`stage-*` files, named after the
+/// network it starts from and its settings), so an interrupted run continues where it
+/// stopped and gives the same results. `None` when a training stopped at `max_train_steps`
+/// steps in this invocation (run again to resume).
 pub fn run(
     config: &CifarConfig,
     images: &Images,
@@ -264,6 +286,11 @@ pub fn run(
         recipe: config.original.clone(),
         teacher: config.retrain.distillation.map(|_| original.clone()),
         flip_tta: config.flip_tta,
+        stages: Some(Stages {
+            dir: dir.to_path_buf(),
+            max_steps: max_train_steps,
+            done: Vec::new(),
+        }),
         progress,
     };
     let original_acc = 1.0 - task.validation_loss(&original).map_err(VisionError::Condense)?;
@@ -273,7 +300,10 @@ pub fn run(
         100.0 * original_acc
     ));
     let t = Instant::now();
-    let (condensed, reduction) = condense_channels(config, &original, &mut task)?;
+    let (condensed, reduction) = match condense_channels(config, &original, &mut task) {
+        Err(e) if stopped(&e) => return task.stop(e),
+        r => r?,
+    };
     wall.insert("condense".to_string(), t.elapsed().as_secs_f64());
     save(
         &dir.join("condensed"),
@@ -281,7 +311,10 @@ pub fn run(
         &serde_json::json!({"spec": condensed.spec, "seed": config.seed, "git_revision": git_revision}),
     )?;
     let t = Instant::now();
-    let variants = baselines(config, &original, &condensed, &reduction, &mut task)?;
+    let variants = match baselines(config, &original, &condensed, &reduction, &mut task) {
+        Err(e) if stopped(&e) => return task.stop(e),
+        r => r?,
+    };
     wall.insert("baselines".to_string(), t.elapsed().as_secs_f64());
     let figures = |kind: VariantKind| {
         variants.iter().find(|v| v.kind == kind).map(|v| ModelFigures {
@@ -316,6 +349,7 @@ pub fn run(
         rounds: Round::all(&reduction),
         reduction,
         training: history,
+        stages: task.stages.map(|s| s.done).unwrap_or_default(),
         wall_time_s: wall,
     };
     condense::io::write_json(&dir.join("report.json"), &report)?;
@@ -481,6 +515,28 @@ fn hint(e: VisionError, what: &str) -> VisionError {
     }
 }
 
+/// Whether `e` is a training that stopped at the step limit (possibly carried through the
+/// condensation driver).
+fn stopped(e: &VisionError) -> bool {
+    match e {
+        VisionError::Stopped { .. } => true,
+        VisionError::Condense(condense::CondenseError::Task(inner)) => {
+            inner.downcast_ref::<VisionError>().is_some_and(stopped)
+        }
+        _ => false,
+    }
+}
+
+/// Where the trainings after the original keep their checkpoints and results.
+struct Stages {
+    /// The run directory.
+    dir: PathBuf,
+    /// Steps each training may take in this invocation before it stops with a checkpoint.
+    max_steps: Option<usize>,
+    /// The trainings finished so far, in order.
+    done: Vec<StageFigures>,
+}
+
 /// The condensation task of a MobileNetV2: retraining with BN recalibration, the test error
 /// rate as the loss, and training from scratch with the original's recipe.
 struct ImageTask<'a> {
@@ -491,38 +547,161 @@ struct ImageTask<'a> {
     teacher: Option<Network>,
     /// Test accuracies with flip test-time augmentation.
     flip_tta: bool,
+    /// Checkpoints and results of the trainings (none: train in memory only).
+    stages: Option<Stages>,
     progress: &'a mut dyn Observer,
 }
 
 impl ImageTask<'_> {
+    /// Trains `net` with `config` (distilling from the teacher when the config asks), then
+    /// recalibrates its BN statistics. With stages, a finished result of the same start and
+    /// settings is reused, and an interrupted one resumes from its checkpoint.
     fn fit(&mut self, net: &Network, config: &ImageTraining, what: &str) -> Result<Network> {
+        let teacher = match (&config.distillation, &self.teacher) {
+            (Some(_), Some(t)) => Some(t),
+            _ => None,
+        };
+        let stem = match &self.stages {
+            Some(stages) => Some(
+                stages
+                    .dir
+                    .join(stage_stem(net, config, teacher, self.images.train.len(), what)?),
+            ),
+            None => None,
+        };
+        if let Some(stem) = &stem {
+            if let Some((params, figures)) = finished_stage(stem, what)? {
+                self.progress.note(&format!("{what}: reusing {}", stem.display()));
+                if let Some(stages) = &mut self.stages {
+                    stages.done.push(figures);
+                }
+                return Ok(Network {
+                    params,
+                    spec: net.spec.clone(),
+                });
+            }
+        }
+        let checkpointing = match (&stem, &self.stages) {
+            (Some(stem), Some(stages)) => Checkpointing {
+                max_steps: stages.max_steps,
+                ..Checkpointing::at(condense::io::with_extension(stem, "ckpt"), 50)
+            },
+            _ => Checkpointing::default(),
+        };
         let t = &config.train;
         self.progress
             .stage(what, self.images.train.len().div_ceil(t.batch_size) * t.epochs);
         let progress = &mut *self.progress;
-        let teacher = match (&config.distillation, &self.teacher) {
-            (Some(_), Some(t)) => Some(Teacher {
-                spec: &t.spec,
-                params: &t.params,
-            }),
-            _ => None,
-        };
         let out = train(
             &net.spec,
             &net.params,
             &self.images.train,
             None,
             config,
-            teacher,
-            &Checkpointing::default(),
+            teacher.map(|t| Teacher {
+                spec: &t.spec,
+                params: &t.params,
+            }),
+            &checkpointing,
             &mut |p| step(progress, &p),
         )
         .map_err(|e| hint(e, what))?;
+        if !out.finished {
+            return Err(VisionError::Stopped {
+                stage: what.to_string(),
+            });
+        }
+        let params = recalibrate(&net.spec, &out.params, &self.images.train)?;
+        if let (Some(stem), Some(stages)) = (&stem, &mut self.stages) {
+            let figures = StageFigures {
+                stage: what.to_string(),
+                stem: stem.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                steps: out.history.steps,
+                wall_time_s: out.history.wall_time_s,
+                reused: false,
+            };
+            save(
+                stem,
+                &params,
+                &serde_json::json!({"stage": figures, "history": out.history}),
+            )?;
+            remove_checkpoint(&checkpointing)?;
+            stages.done.push(figures);
+        }
         Ok(Network {
-            params: recalibrate(&net.spec, &out.params, &self.images.train)?,
+            params,
             spec: net.spec.clone(),
         })
     }
+
+    /// Ends the run at a training's step limit: `Ok(None)` with a note.
+    fn stop<T>(&mut self, e: VisionError) -> Result<Option<T>> {
+        self.progress.note(&e.to_string());
+        Ok(None)
+    }
+}
+
+/// The file stem of a training after the original: its name, then a digest of the network
+/// it starts from, the teacher, the settings and the image count, so that another start or
+/// other settings never pick up this training's checkpoint or result.
+fn stage_stem(
+    net: &Network,
+    config: &ImageTraining,
+    teacher: Option<&Network>,
+    train_images: usize,
+    what: &str,
+) -> Result<String> {
+    let teacher = teacher.map(|t| condense::io::digest(&t.params)).transpose()?;
+    let settings = serde_json::json!({
+        "stage": what, "config": config, "spec": net.spec,
+        "train_images": train_images, "teacher": teacher,
+    });
+    let digest = condense::io::digest_with(&settings.to_string(), &net.params)?;
+    let name: String = what
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    Ok(format!("stage-{name}-{digest:016x}"))
+}
+
+/// The result of a finished training at `stem` (BN recalibrated), marked reused; `None`
+/// when it has not finished.
+fn finished_stage(stem: &Path, what: &str) -> Result<Option<(condense::Params, StageFigures)>> {
+    if !condense::io::json_path(stem).exists() {
+        return Ok(None);
+    }
+    let (params, json) = load(stem)?;
+    let figures: StageFigures = serde_json::from_value(json["stage"].clone()).map_err(|e| VisionError::Format {
+        path: condense::io::json_path(stem),
+        message: format!("field 'stage': {e}"),
+    })?;
+    if figures.stage != what {
+        return Err(VisionError::Format {
+            path: condense::io::json_path(stem),
+            message: format!("field 'stage': holds '{}', expected '{what}'", figures.stage),
+        });
+    }
+    Ok(Some((
+        params,
+        StageFigures {
+            reused: true,
+            ..figures
+        },
+    )))
+}
+
+/// Removes a finished training's checkpoint files (its result is saved).
+fn remove_checkpoint(ck: &Checkpointing) -> Result<()> {
+    let Some(stem) = &ck.path else { return Ok(()) };
+    for path in [condense::io::tensors_path(stem), condense::io::json_path(stem)] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(VisionError::Io { path, source: e });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl Retrainer<Network> for ImageTask<'_> {

@@ -145,7 +145,10 @@ struct RunArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Stop after this many training steps of the original (resume by running again).
+    /// Stop the training under way (the original, a round's retraining or a baseline) after
+    /// this many steps in this invocation, with a checkpoint; running the same command again
+    /// resumes it. Without the flag an interrupted run (killed, machine stopped) also resumes
+    /// from the last checkpoint (every 50 steps) and reuses every finished training.
     #[arg(long)]
     max_train_steps: Option<usize>,
 }

@@ -1,0 +1,152 @@
+//! The whole CIFAR-10 experiment on a few synthetic images: a run interrupted after every
+//! training step and continued gives the same report and networks as a run in one go, and
+//! running a finished run again reuses every training.
+
+use std::path::{Path, PathBuf};
+
+use vision::cifar::{Cifar10, PLANE};
+use vision::pipeline::{run, CifarConfig, CifarReport, Images, MergeVariant};
+use vision::training::{DistillationSettings, SgdRecipe};
+use vision::Downsampling;
+
+/// Images whose colour gives the class, under pixel noise.
+fn images(n: usize, seed: u64) -> Cifar10 {
+    let mut d = Cifar10::default();
+    let mut state = 0x2545F4914F6CDD1Du64 ^ seed;
+    for i in 0..n {
+        let label = (i % 2) as u8;
+        d.labels.push(label);
+        for c in 0..3 {
+            let v: u8 = if (label, c) == (0, 0) || (label, c) == (1, 2) {
+                190
+            } else {
+                30
+            };
+            for _ in 0..PLANE {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                d.pixels.push(v + (state % 48) as u8);
+            }
+        }
+    }
+    d
+}
+
+fn config() -> CifarConfig {
+    let recipe = SgdRecipe {
+        batch_size: 16,
+        weight_decay: 5e-4,
+        nesterov: true,
+        label_smoothing: 0.1,
+        precision: kernels::Precision::F32,
+    };
+    let distillation = Some(DistillationSettings {
+        weight: 0.5,
+        temperature: 4.0,
+    });
+    CifarConfig {
+        downsampling: Downsampling::Torchvision,
+        original: recipe.training(1, 0.05, 1, 3, None),
+        retrain: recipe.training(1, 0.02, 1, 4, distillation),
+        target_ratio: 0.3,
+        rounds: 2,
+        merge: MergeVariant::Refit,
+        refit_images: 16,
+        refit_ridge: 0.1,
+        pruned: true,
+        control: true,
+        from_scratch: true,
+        flip_tta: false,
+        seed: 3,
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vision-pipeline-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn accuracies(r: &CifarReport) -> Vec<(String, usize, f64)> {
+    r.rows()
+        .into_iter()
+        .map(|(name, m)| (name.to_string(), m.parameters, m.test_accuracy))
+        .collect()
+}
+
+fn stages(r: &CifarReport) -> Vec<(String, String, usize)> {
+    r.stages
+        .iter()
+        .map(|s| (s.stage.clone(), s.stem.clone(), s.steps))
+        .collect()
+}
+
+fn bytes(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap()
+}
+
+#[test]
+fn an_interrupted_run_continues_to_the_same_results() {
+    let data = Images {
+        train: images(32, 1),
+        test: images(16, 2),
+    };
+    let config = config();
+    let silent = || condense::Silent;
+
+    let whole = scratch("whole");
+    let a = run(&config, &data, &whole, None, None, "test", &mut silent())
+        .unwrap()
+        .expect("no step limit");
+    // after the original: two rounds, pruning, control, from scratch
+    assert_eq!(a.report.stages.len(), 5, "{:?}", stages(&a.report));
+    assert!(a.report.stages.iter().all(|s| !s.reused && s.steps > 0));
+    assert!(a.report.condensed.parameters < a.report.original.parameters);
+
+    let pieces = scratch("pieces");
+    let mut stops = 0;
+    let b = loop {
+        match run(&config, &data, &pieces, None, Some(1), "test", &mut silent()).unwrap() {
+            Some(done) => break done,
+            None => stops += 1,
+        }
+        assert!(stops < 100, "the run does not advance");
+    };
+    // every training takes two steps or more, so each one was interrupted
+    assert!(stops > a.report.stages.len(), "only {stops} interruptions");
+    assert_eq!(accuracies(&a.report), accuracies(&b.report));
+    assert_eq!(stages(&a.report), stages(&b.report));
+    assert_eq!(
+        bytes(&whole, "condensed.safetensors"),
+        bytes(&pieces, "condensed.safetensors")
+    );
+    for s in &a.report.stages {
+        let file = format!("{}.safetensors", s.stem);
+        assert_eq!(bytes(&whole, &file), bytes(&pieces, &file), "{} differs", s.stage);
+        assert!(
+            !whole.join(format!("{}.ckpt.json", s.stem)).exists(),
+            "checkpoint of a finished training left behind"
+        );
+    }
+
+    let again = run(&config, &data, &whole, None, None, "test", &mut silent())
+        .unwrap()
+        .expect("finished");
+    assert!(again.report.stages.iter().all(|s| s.reused));
+    assert_eq!(accuracies(&a.report), accuracies(&again.report));
+    assert_eq!(stages(&a.report), stages(&again.report));
+
+    // other retraining settings train anew instead of picking up these results
+    let mut other = config.clone();
+    other.retrain.train.learning_rate = 0.01;
+    other.pruned = false;
+    other.control = false;
+    other.from_scratch = false;
+    let c = run(&other, &data, &whole, None, None, "test", &mut silent())
+        .unwrap()
+        .expect("finished");
+    assert!(c.report.stages.iter().all(|s| !s.reused));
+    std::fs::remove_dir_all(&whole).unwrap();
+    std::fs::remove_dir_all(&pieces).unwrap();
+}
