@@ -518,14 +518,17 @@ impl MobileNetV2 {
                     y.reshape((b, c, h * w))?
                         .transpose(1, 2)?
                         .contiguous()?
-                        .reshape((b * h * w, c))?,
+                        .reshape((b * h * w, c))?
+                        .detach(),
                 );
             }
             Ok(())
         })?;
         if only.is_none_or(|s| s == self.blocks.len()) {
-            out.push(pooled);
+            out.push(pooled.detach());
         }
+        // Detached: the parameters are variables, so a kept tap would otherwise hold the
+        // forward pass's whole graph (every activation) alive.
         Ok(out)
     }
 

@@ -1,7 +1,7 @@
 //! Data-aware correction after a channel reduction (beyond the paper's merge rule).
 //!
 //! Each channel set's consumer (a block's project conv, or the classifier) is refitted by
-//! ridge least squares ([`condense::ridge_least_squares`]) so that, on calibration images, it
+//! ridge least squares ([`condense::NormalEquations`], summed over batches of images) so that, on calibration images, it
 //! reproduces what the *original* network's consumer computes from the original's inputs:
 //! `min_W |H_reduced W^T - H_original W_original^T|^2 + lambda |W|^2`, pixels as rows. Sets
 //! are refitted in network order, each against the reduced network with the earlier refits
@@ -9,11 +9,14 @@
 //! statistics are not touched. It needs images but no gradient steps.
 
 use candle_core::Tensor;
-use condense::{ridge_least_squares, Params, RefitOptions};
+use condense::{NormalEquations, Params, RefitOptions};
 
 use crate::error::{Result, VisionError};
 use crate::mobilenet::{MobileNetV2, MobileNetV2Spec};
 use crate::reduction::owners;
+
+/// Calibration images per forward pass.
+const BATCH: usize = 64;
 
 fn get(params: &Params, name: &str) -> Result<Tensor> {
     params
@@ -46,21 +49,36 @@ pub fn refit_consumers(
             "refit: the reduced network's residual stream or classes differ from the original's".into(),
         ));
     }
-    let inputs_original = MobileNetV2::new(original_spec, original)?.consumer_inputs(images)?;
+    // Batches of images bound the memory: the activations of a forward pass and the pixel
+    // rows of the least squares grow with the images (512 CIFAR-stride images at once took
+    // over 24 GB); the normal equations are summed over the batches instead.
+    let batches = (0..images.dim(0)?)
+        .step_by(BATCH)
+        .map(|start| images.narrow(0, start, BATCH.min(images.dim(0)? - start)))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let original_net = MobileNetV2::new(original_spec, original)?;
+    let inputs_original = batches
+        .iter()
+        .map(|x| original_net.consumer_inputs(x))
+        .collect::<Result<Vec<_>>>()?;
     let mut current = params.clone();
-    for (set, input) in inputs_original.iter().enumerate() {
+    for set in 0..=spec.blocks.len() {
         let consumer = owners(spec, set)?.consumer.name;
         let head = set == spec.blocks.len();
         let w_original = get(original, &consumer)?;
         let out = w_original.dim(0)?;
         let w_original = w_original.reshape((out, ()))?;
-        let mut target = input.matmul(&w_original.t()?)?;
         let bias_name = "classifier.1.bias";
-        if head {
-            target = target.broadcast_add(&get(original, bias_name)?)?;
+        let net = MobileNetV2::new(spec, &current)?;
+        let mut equations = NormalEquations::new(head);
+        for (x, inputs) in batches.iter().zip(&inputs_original) {
+            let mut target = inputs[set].matmul(&w_original.t()?)?;
+            if head {
+                target = target.broadcast_add(&get(original, bias_name)?)?;
+            }
+            equations.add(&net.consumer_input(x, set)?, &target)?;
         }
-        let h = MobileNetV2::new(spec, &current)?.consumer_input(images, set)?;
-        let (w, b) = ridge_least_squares(&h, &target, options, head, set)?;
+        let (w, b) = equations.solve(options, set)?;
         let shape = get(&current, &consumer)?.dims().to_vec();
         current.insert(consumer, w.reshape(shape)?);
         if let Some(b) = b {

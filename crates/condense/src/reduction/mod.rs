@@ -21,7 +21,7 @@ pub use grouping::{group_by_threshold, group_to_width, validate_groups, Linkage,
 pub use merge::{merge_layer, InputMerge, MergeOptions, OutputMerge};
 pub use pass::{reduce, CondenseOptions, LayerOutcome, LayerRule};
 pub use prune::{magnitude_scores, prune_groups};
-pub use refit::{refit_next_layer, ridge_least_squares, RefitOptions};
+pub use refit::{refit_next_layer, ridge_least_squares, NormalEquations, RefitOptions};
 pub use similarity::{
     cosine_similarity, feature_norms, layer_similarity, neuron_features, SimilarityKind, SimilarityMatrix,
     SimilarityStats,

@@ -78,7 +78,8 @@ pub fn refit_next_layer(
 /// Returns `W` `(out, k)` and, when `with_bias`, `c` `(out)` (solved in `f64`, returned in
 /// `f32`). `layer` names the refitted layer in errors. This is the solver behind
 /// [`refit_next_layer`], exposed for other layer types (e.g. 1x1 convolutions, whose pixels
-/// are the rows of `h`).
+/// are the rows of `h`); [`NormalEquations`] solves the same problem with the rows given in
+/// batches.
 pub fn ridge_least_squares(
     h: &Tensor,
     target: &Tensor,
@@ -86,34 +87,111 @@ pub fn ridge_least_squares(
     with_bias: bool,
     layer: usize,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    if !(options.ridge.is_finite() && options.ridge > 0.0) {
-        return Err(CondenseError::option(
-            "refit.ridge",
-            format!("must be positive and finite, got {}", options.ridge),
-        ));
-    }
-    let (n, k) = h.dims2()?;
-    let (tn, out) = target.dims2()?;
-    if tn != n {
-        return Err(CondenseError::shape(
-            "ridge_least_squares target",
-            format!("({n}, _) rows like the inputs"),
-            format!("({tn}, {out})"),
-        ));
-    }
-    let h = h.to_dtype(DType::F64)?;
-    let target = target.to_dtype(DType::F64)?;
-    let a = if with_bias {
-        let ones = Tensor::ones((n, 1), DType::F64, h.device())?;
-        Tensor::cat(&[&h, &ones], 1)?
-    } else {
-        h
-    };
-    let m = a.dim(1)?;
-    let at = a.t()?.contiguous()?;
-    let gram: Vec<Vec<f64>> = at.matmul(&a)?.to_vec2()?;
-    let rhs: Vec<Vec<f64>> = at.matmul(&target)?.to_vec2()?;
+    let mut equations = NormalEquations::new(with_bias);
+    equations.add(h, target)?;
+    equations.solve(options, layer)
+}
 
+/// The normal equations of [`ridge_least_squares`], summed over batches of rows, so that
+/// the rows (pixels of many images, say) never have to be in memory at once.
+#[derive(Clone, Debug)]
+pub struct NormalEquations {
+    with_bias: bool,
+    /// `A^T A` and `A^T Z` in `f64`, `A = [H 1]` with the bias, `H` without; none before the
+    /// first batch.
+    sums: Option<(Tensor, Tensor)>,
+}
+
+impl NormalEquations {
+    /// Empty equations, for a fit with a bias when `with_bias`.
+    pub fn new(with_bias: bool) -> Self {
+        NormalEquations { with_bias, sums: None }
+    }
+
+    /// Adds the rows `h` `(n, k)` with their targets `target` `(n, out)`; every batch must
+    /// have the `k` and `out` of the first.
+    pub fn add(&mut self, h: &Tensor, target: &Tensor) -> Result<()> {
+        let (n, k) = h.dims2()?;
+        let (tn, out) = target.dims2()?;
+        if tn != n {
+            return Err(CondenseError::shape(
+                "ridge_least_squares target",
+                format!("({n}, _) rows like the inputs"),
+                format!("({tn}, {out})"),
+            ));
+        }
+        if let Some((gram, rhs)) = &self.sums {
+            let first = (gram.dim(0)? - usize::from(self.with_bias), rhs.dim(1)?);
+            if first != (k, out) {
+                return Err(CondenseError::shape(
+                    "ridge_least_squares batch",
+                    format!(
+                        "inputs (_, {}) and targets (_, {}) like the first batch",
+                        first.0, first.1
+                    ),
+                    format!("({n}, {k}) and ({tn}, {out})"),
+                ));
+            }
+        }
+        let h = h.to_dtype(DType::F64)?;
+        let target = target.to_dtype(DType::F64)?;
+        let a = if self.with_bias {
+            let ones = Tensor::ones((n, 1), DType::F64, h.device())?;
+            Tensor::cat(&[&h, &ones], 1)?
+        } else {
+            h
+        };
+        let at = a.t()?.contiguous()?;
+        let gram = at.matmul(&a)?;
+        let rhs = at.matmul(&target)?;
+        self.sums = Some(match self.sums.take() {
+            Some((g, r)) => ((g + gram)?, (r + rhs)?),
+            None => (gram, rhs),
+        });
+        Ok(())
+    }
+
+    /// Solves the equations summed so far with the ridge of `options`; `layer` names the
+    /// refitted layer in errors.
+    pub fn solve(&self, options: RefitOptions, layer: usize) -> Result<(Tensor, Option<Tensor>)> {
+        if !(options.ridge.is_finite() && options.ridge > 0.0) {
+            return Err(CondenseError::option(
+                "refit.ridge",
+                format!("must be positive and finite, got {}", options.ridge),
+            ));
+        }
+        let Some((gram, rhs)) = &self.sums else {
+            return Err(CondenseError::shape(
+                "ridge_least_squares inputs",
+                "at least one row".to_string(),
+                "none".to_string(),
+            ));
+        };
+        let device = gram.device().clone();
+        let m = gram.dim(0)?;
+        let out = rhs.dim(1)?;
+        let k = m - usize::from(self.with_bias);
+        let with_bias = self.with_bias;
+        let gram: Vec<Vec<f64>> = gram.to_vec2()?;
+        let rhs: Vec<Vec<f64>> = rhs.to_vec2()?;
+        solve_normal(&gram, &rhs, k, out, with_bias, options, layer, &device)
+    }
+}
+
+/// The Cholesky solve of normal equations `gram` `(m, m)`, `rhs` `(m, out)` with `k` input
+/// columns (and the bias column after them when `with_bias`).
+#[allow(clippy::too_many_arguments)]
+fn solve_normal(
+    gram: &[Vec<f64>],
+    rhs: &[Vec<f64>],
+    k: usize,
+    out: usize,
+    with_bias: bool,
+    options: RefitOptions,
+    layer: usize,
+    device: &candle_core::Device,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let m = gram.len();
     let trace: f64 = (0..k).map(|i| gram[i][i]).sum();
     if !trace.is_finite() {
         return Err(CondenseError::NonFinite {
@@ -148,9 +226,52 @@ pub fn ridge_least_squares(
             message: "solution is not finite".into(),
         });
     }
-    let device = target.device();
     Ok((
         Tensor::from_vec(w, (out, k), device)?,
         bias.map(|b| Tensor::from_vec(b, out, device)).transpose()?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Rows in three batches give the solution of all rows at once (to rounding), recover an
+    /// exact linear map with its bias, and a batch of other widths is refused.
+    #[test]
+    fn batched_rows_solve_like_all_rows() {
+        let dev = Device::Cpu;
+        let h = Tensor::randn(0f32, 1.0, (90, 5), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (3, 5), &dev).unwrap();
+        let c = Tensor::new(&[0.5f32, -1.0, 2.0], &dev).unwrap();
+        let z = h.matmul(&w.t().unwrap()).unwrap().broadcast_add(&c).unwrap();
+        let options = RefitOptions { ridge: 1e-9 };
+        let (w_all, c_all) = ridge_least_squares(&h, &z, options, true, 1).unwrap();
+        let mut eq = NormalEquations::new(true);
+        for start in [0, 30, 60] {
+            eq.add(&h.narrow(0, start, 30).unwrap(), &z.narrow(0, start, 30).unwrap())
+                .unwrap();
+        }
+        let (w_b, c_b) = eq.solve(options, 1).unwrap();
+        let max = |a: &Tensor, b: &Tensor| -> f32 {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
+        assert!(max(&w_all, &w_b) < 1e-5);
+        assert!(max(&c_all.clone().unwrap(), &c_b.unwrap()) < 1e-5);
+        assert!(max(&w_all, &w) < 1e-4, "the exact map is not recovered");
+        assert!(max(&c_all.unwrap(), &c) < 1e-4);
+        let narrow = h.narrow(1, 0, 4).unwrap();
+        assert!(eq.add(&narrow, &z).is_err());
+        assert!(NormalEquations::new(false).solve(options, 1).is_err());
+    }
 }
