@@ -45,9 +45,10 @@ impl condense::Observer for BarObserver {
         }
     }
     fn note(&mut self, text: &str) {
+        // A hidden bar (stderr not a terminal: a log file) drops `println`.
         match &self.bar {
-            Some(b) => b.println(text),
-            None => eprintln!("{text}"),
+            Some(b) if !b.is_hidden() => b.println(text),
+            _ => eprintln!("{text}"),
         }
     }
 }
