@@ -561,32 +561,26 @@ impl ImageTask<'_> {
             (Some(_), Some(t)) => Some(t),
             _ => None,
         };
-        let stem = match &self.stages {
-            Some(stages) => Some(
-                stages
+        let (stem, checkpointing) = match &mut self.stages {
+            Some(stages) => {
+                let stem = stages
                     .dir
-                    .join(stage_stem(net, config, teacher, self.images.train.len(), what)?),
-            ),
-            None => None,
-        };
-        if let Some(stem) = &stem {
-            if let Some((params, figures)) = finished_stage(stem, what)? {
-                self.progress.note(&format!("{what}: reusing {}", stem.display()));
-                if let Some(stages) = &mut self.stages {
+                    .join(stage_stem(net, config, teacher, self.images.train.len(), what)?);
+                if let Some((params, figures)) = finished_stage(&stem, what)? {
+                    self.progress.note(&format!("{what}: reusing {}", stem.display()));
                     stages.done.push(figures);
+                    return Ok(Network {
+                        params,
+                        spec: net.spec.clone(),
+                    });
                 }
-                return Ok(Network {
-                    params,
-                    spec: net.spec.clone(),
-                });
+                let checkpointing = Checkpointing {
+                    max_steps: stages.max_steps,
+                    ..Checkpointing::at(condense::io::with_extension(&stem, "ckpt"), 50)
+                };
+                (Some(stem), checkpointing)
             }
-        }
-        let checkpointing = match (&stem, &self.stages) {
-            (Some(stem), Some(stages)) => Checkpointing {
-                max_steps: stages.max_steps,
-                ..Checkpointing::at(condense::io::with_extension(stem, "ckpt"), 50)
-            },
-            _ => Checkpointing::default(),
+            None => (None, Checkpointing::default()),
         };
         let t = &config.train;
         self.progress

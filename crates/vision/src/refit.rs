@@ -1,8 +1,8 @@
 //! Data-aware correction after a channel reduction (beyond the paper's merge rule).
 //!
 //! Each channel set's consumer (a block's project conv, or the classifier) is refitted by
-//! ridge least squares ([`condense::NormalEquations`], summed over batches of images) so that, on calibration images, it
-//! reproduces what the *original* network's consumer computes from the original's inputs:
+//! ridge least squares ([`condense::NormalEquations`], summed over batches of images) so
+//! that, on calibration images, it reproduces what the *original* network's consumer computes from the original's inputs:
 //! `min_W |H_reduced W^T - H_original W_original^T|^2 + lambda |W|^2`, pixels as rows. Sets
 //! are refitted in network order, each against the reduced network with the earlier refits
 //! applied, so the correction of one block sees the drift left by the blocks before it. BN
@@ -52,9 +52,10 @@ pub fn refit_consumers(
     // Batches of images bound the memory: the activations of a forward pass and the pixel
     // rows of the least squares grow with the images (512 CIFAR-stride images at once took
     // over 24 GB); the normal equations are summed over the batches instead.
-    let batches = (0..images.dim(0)?)
+    let n = images.dim(0)?;
+    let batches = (0..n)
         .step_by(BATCH)
-        .map(|start| images.narrow(0, start, BATCH.min(images.dim(0)? - start)))
+        .map(|start| images.narrow(0, start, BATCH.min(n - start)))
         .collect::<candle_core::Result<Vec<_>>>()?;
     let original_net = MobileNetV2::new(original_spec, original)?;
     let inputs_original = batches

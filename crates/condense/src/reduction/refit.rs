@@ -167,69 +167,51 @@ impl NormalEquations {
                 "none".to_string(),
             ));
         };
-        let device = gram.device().clone();
-        let m = gram.dim(0)?;
-        let out = rhs.dim(1)?;
-        let k = m - usize::from(self.with_bias);
+        let device = gram.device();
+        let (m, out) = rhs.dims2()?;
         let with_bias = self.with_bias;
+        let k = m - usize::from(with_bias);
         let gram: Vec<Vec<f64>> = gram.to_vec2()?;
         let rhs: Vec<Vec<f64>> = rhs.to_vec2()?;
-        solve_normal(&gram, &rhs, k, out, with_bias, options, layer, &device)
-    }
-}
-
-/// The Cholesky solve of normal equations `gram` `(m, m)`, `rhs` `(m, out)` with `k` input
-/// columns (and the bias column after them when `with_bias`).
-#[allow(clippy::too_many_arguments)]
-fn solve_normal(
-    gram: &[Vec<f64>],
-    rhs: &[Vec<f64>],
-    k: usize,
-    out: usize,
-    with_bias: bool,
-    options: RefitOptions,
-    layer: usize,
-    device: &candle_core::Device,
-) -> Result<(Tensor, Option<Tensor>)> {
-    let m = gram.len();
-    let trace: f64 = (0..k).map(|i| gram[i][i]).sum();
-    if !trace.is_finite() {
-        return Err(CondenseError::NonFinite {
-            what: format!("inputs of layer {layer} on the calibration batch"),
-        });
-    }
-    let lambda = options.ridge * (trace / k.max(1) as f64).max(f64::MIN_POSITIVE);
-    // The bias column gets a much smaller ridge that only keeps dead (constant) neurons
-    // solvable.
-    let g = Mat::<f64>::from_fn(m, m, |i, j| match (i == j, i < k) {
-        (true, true) => gram[i][j] + lambda,
-        (true, false) => gram[i][j] + lambda * 1e-6,
-        _ => gram[i][j],
-    });
-    let mut x = Mat::<f64>::from_fn(m, out, |i, j| rhs[i][j]);
-    let llt = g.llt(Side::Lower).map_err(|e| CondenseError::Refit {
-        layer,
-        message: format!("normal equations not positive definite: {e:?}"),
-    })?;
-    llt.solve_in_place(x.as_mut());
-
-    let mut w = Vec::with_capacity(out * k);
-    for o in 0..out {
-        for i in 0..k {
-            w.push(x[(i, o)] as f32);
+        let trace: f64 = (0..k).map(|i| gram[i][i]).sum();
+        if !trace.is_finite() {
+            return Err(CondenseError::NonFinite {
+                what: format!("inputs of layer {layer} on the calibration batch"),
+            });
         }
-    }
-    let bias: Option<Vec<f32>> = with_bias.then(|| (0..out).map(|o| x[(k, o)] as f32).collect());
-    if w.iter().chain(bias.iter().flatten()).any(|v| !v.is_finite()) {
-        return Err(CondenseError::Refit {
-            layer,
-            message: "solution is not finite".into(),
+        let lambda = options.ridge * (trace / k.max(1) as f64).max(f64::MIN_POSITIVE);
+        // The bias column gets a much smaller ridge that only keeps dead (constant) neurons
+        // solvable.
+        let g = Mat::<f64>::from_fn(m, m, |i, j| match (i == j, i < k) {
+            (true, true) => gram[i][j] + lambda,
+            (true, false) => gram[i][j] + lambda * 1e-6,
+            _ => gram[i][j],
         });
+        let mut x = Mat::<f64>::from_fn(m, out, |i, j| rhs[i][j]);
+        let llt = g.llt(Side::Lower).map_err(|e| CondenseError::Refit {
+            layer,
+            message: format!("normal equations not positive definite: {e:?}"),
+        })?;
+        llt.solve_in_place(x.as_mut());
+
+        let mut w = Vec::with_capacity(out * k);
+        for o in 0..out {
+            for i in 0..k {
+                w.push(x[(i, o)] as f32);
+            }
+        }
+        let bias: Option<Vec<f32>> = with_bias.then(|| (0..out).map(|o| x[(k, o)] as f32).collect());
+        if w.iter().chain(bias.iter().flatten()).any(|v| !v.is_finite()) {
+            return Err(CondenseError::Refit {
+                layer,
+                message: "solution is not finite".into(),
+            });
+        }
+        Ok((
+            Tensor::from_vec(w, (out, k), device)?,
+            bias.map(|b| Tensor::from_vec(b, out, device)).transpose()?,
+        ))
     }
-    Ok((
-        Tensor::from_vec(w, (out, k), device)?,
-        bias.map(|b| Tensor::from_vec(b, out, device)).transpose()?,
-    ))
 }
 
 #[cfg(test)]
@@ -254,18 +236,8 @@ mod tests {
                 .unwrap();
         }
         let (w_b, c_b) = eq.solve(options, 1).unwrap();
-        let max = |a: &Tensor, b: &Tensor| -> f32 {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap()
-        };
+        let max =
+            |a: &Tensor, b: &Tensor| -> f32 { (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap() };
         assert!(max(&w_all, &w_b) < 1e-5);
         assert!(max(&c_all.clone().unwrap(), &c_b.unwrap()) < 1e-5);
         assert!(max(&w_all, &w) < 1e-4, "the exact map is not recovered");
