@@ -47,6 +47,10 @@ pub struct CifarConfig {
     pub target_ratio: f64,
     /// Condensation rounds (widths shrink geometrically to the target).
     pub rounds: usize,
+    /// Retraining epochs of the last round, which delivers the condensed network (none: the
+    /// retraining's epochs, as every other round). The baselines' budget counts them.
+    #[serde(default)]
+    pub final_retrain_epochs: Option<usize>,
     /// How merged channels are combined.
     pub merge: MergeVariant,
     /// Calibration images (the first training images, no augmentation) of the refit.
@@ -102,6 +106,18 @@ impl CifarConfig {
         (1..=self.rounds)
             .map(|r| set_widths(&scaled(&spec, last.powf(r as f64 / self.rounds as f64), 4)))
             .collect()
+    }
+
+    /// The manual strategy through [`CifarConfig::schedule`]: every round retrained for the
+    /// retraining's epochs, the last for `final_retrain_epochs` when given.
+    pub fn strategy(&self) -> Strategy {
+        let mut strategy = Strategy::widths_schedule(&self.schedule(), self.retrain.train.epochs);
+        if let (Strategy::Manual { steps }, Some(epochs)) = (&mut strategy, self.final_retrain_epochs) {
+            if let Some(last) = steps.last_mut() {
+                last.retrain_epochs = epochs;
+            }
+        }
+        strategy
     }
 }
 
@@ -435,15 +451,14 @@ fn pass_options(config: &CifarConfig) -> CondenseOptions {
     }
 }
 
-/// The condensation rounds: condense's manual strategy through the widths of
-/// [`CifarConfig::schedule`], each round retrained.
+/// The condensation rounds: condense's manual strategy of [`CifarConfig::strategy`].
 fn condense_channels(
     config: &CifarConfig,
     original: &Network,
     task: &mut ImageTask,
 ) -> Result<(Network, ReductionReport)> {
     let calibration = calibration_images(config, &task.images.train)?;
-    let strategy = Strategy::widths_schedule(&config.schedule(), config.retrain.train.epochs);
+    let strategy = config.strategy();
     Ok(condense::run(
         original,
         &strategy,

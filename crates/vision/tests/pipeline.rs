@@ -51,6 +51,7 @@ fn config() -> CifarConfig {
         retrain: recipe.training(1, 0.02, 1, 4, distillation),
         target_ratio: 0.3,
         rounds: 2,
+        final_retrain_epochs: Some(2),
         merge: MergeVariant::Refit,
         refit_images: 16,
         refit_ridge: 0.1,
@@ -101,7 +102,11 @@ fn an_interrupted_run_continues_to_the_same_results() {
         .expect("no step limit");
     // after the original: two rounds, pruning, control, from scratch
     assert_eq!(a.report.stages.len(), 5, "{:?}", stages(&a.report));
-    assert!(a.report.stages.iter().all(|s| !s.reused && s.steps > 0));
+    assert!(a.report.stages.iter().all(|s| !s.reused));
+    // two steps an epoch: round 1 one epoch, the last round two, the baselines the three of
+    // the rounds and from scratch the original's one more
+    let steps: Vec<usize> = a.report.stages.iter().map(|s| s.steps).collect();
+    assert_eq!(steps, [2, 4, 6, 6, 8], "{:?}", stages(&a.report));
     assert!(a.report.condensed.parameters < a.report.original.parameters);
 
     let pieces = scratch("pieces");

@@ -116,6 +116,11 @@ struct RunArgs {
     /// Retraining epochs after each round.
     #[arg(long, default_value_t = 2)]
     retrain_epochs: usize,
+    /// Retraining epochs of the last round, the one that delivers the condensed network
+    /// (default: `--retrain-epochs`). The smallest network recovers most slowly, so it can
+    /// take most of the budget; pruning, control and from scratch get the same total.
+    #[arg(long)]
+    final_retrain_epochs: Option<usize>,
     /// Peak learning rate of retraining.
     #[arg(long, default_value_t = 0.02)]
     retrain_learning_rate: f64,
@@ -178,6 +183,7 @@ impl RunArgs {
             ),
             target_ratio: self.target_ratio,
             rounds: self.rounds,
+            final_retrain_epochs: self.final_retrain_epochs,
             merge: match self.merge {
                 MergeArg::Paper => MergeVariant::Paper,
                 MergeArg::Refit => MergeVariant::Refit,
