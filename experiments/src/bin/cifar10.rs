@@ -52,8 +52,8 @@ struct RunArgs {
     /// Run name: results go to RESULTS_DIR/NAME.
     #[arg(long, default_value = "default")]
     name: String,
-    /// Root of the results.
-    #[arg(long, default_value = "results/cifar10")]
+    /// Root of the results (git-ignored `runs/` by default; `--results-dir results/cifar10` publishes).
+    #[arg(long, default_value = "runs/cifar10")]
     results_dir: PathBuf,
     /// Use only the first N training images (all when absent).
     #[arg(long)]
