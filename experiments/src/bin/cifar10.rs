@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use condense::io::git_revision;
+use experiments::args::PrecisionArg;
 use experiments::progress::BarObserver;
 use vision::pipeline::{self, CifarConfig, MergeVariant};
 use vision::reduction::{fraction_for_ratio, scaled, set_widths};
@@ -205,23 +206,6 @@ enum MergeArg {
     Paper,
     /// The paper's rule, then a least-squares refit of every consumer on calibration images.
     Refit,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum PrecisionArg {
-    /// f32 throughout.
-    F32,
-    /// bf16 convolution operands (but the first), f32 accumulation and state.
-    Bf16,
-}
-
-impl From<PrecisionArg> for kernels::Precision {
-    fn from(p: PrecisionArg) -> Self {
-        match p {
-            PrecisionArg::F32 => kernels::Precision::F32,
-            PrecisionArg::Bf16 => kernels::Precision::Bf16,
-        }
-    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

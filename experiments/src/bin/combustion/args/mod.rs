@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use combustion::pipeline::{Profile, RunConfig, TrainOverrides};
+pub use experiments::args::PrecisionArg;
 
 pub use generate::GenerateArgs;
 pub use interop::{ExportArgs, ImportArgs, LabelArgs, PredictArgs};
@@ -142,23 +143,6 @@ impl RunArgs {
         }
         .apply(&mut config)?;
         Ok(config)
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum PrecisionArg {
-    /// f32 throughout.
-    F32,
-    /// The inner layers in bf16 (f32 accumulation), the first and last in f32.
-    Bf16,
-}
-
-impl From<PrecisionArg> for kernels::Precision {
-    fn from(p: PrecisionArg) -> Self {
-        match p {
-            PrecisionArg::F32 => kernels::Precision::F32,
-            PrecisionArg::Bf16 => kernels::Precision::Bf16,
-        }
     }
 }
 
