@@ -3,8 +3,8 @@
 
 use candle_core::{Device, Tensor};
 use condense::{
-    evaluate, train_with, Activation, Checkpointing, Init, LossKind, Mlp, Regression, Retrainer, StepProgress,
-    TrainConfig, TrainHistory, TrainOptions,
+    evaluate, train_with, Activation, Checkpointing, Init, LossKind, Mlp, Regression, Retrainer, Retraining,
+    StepProgress, TrainConfig, TrainHistory, TrainOptions,
 };
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::rngs::StdRng;
@@ -319,11 +319,11 @@ pub struct SurrogateRetrainer<'a> {
 }
 
 impl Retrainer<Mlp> for SurrogateRetrainer<'_> {
-    fn retrain(&mut self, mlp: &Mlp, epochs: usize, round: usize) -> condense::Result<Mlp> {
+    fn retrain(&mut self, mlp: &Mlp, epochs: usize, which: Retraining) -> condense::Result<Mlp> {
         self.count += 1;
         let config = TrainConfig {
             epochs,
-            seed: self.config.seed.wrapping_add(round as u64 * 7919),
+            seed: self.config.seed.wrapping_add(which.seed_index() as u64 * 7919),
             ..self.config.clone()
         };
         Ok(train_with(

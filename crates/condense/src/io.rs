@@ -21,8 +21,10 @@ use crate::error::{CondenseError, Result};
 pub type Provenance = BTreeMap<String, serde_json::Value>;
 
 /// The git revision of the working directory (`git describe --always --dirty`), or "unknown"
-/// outside a checkout: what a result records as its source. A revision with uncommitted
-/// changes says so (`-dirty`).
+/// outside a checkout, read when called. A revision with uncommitted changes says so
+/// (`-dirty`). Long-running binaries should record the revision they were built from instead
+/// (the experiment binaries do, `experiments::BUILD_REVISION`): the tree may move on while
+/// they run.
 pub fn git_revision() -> String {
     std::process::Command::new("git")
         .args(["describe", "--always", "--dirty", "--abbrev=12"])

@@ -78,7 +78,7 @@ pub use reduction::{
 };
 pub use strategy::{
     compare_at_widths, run, AutoCriterion, AutomaticOptions, BaselineOptions, EqualBudget, ManualStep, Reducible,
-    ReductionReport, Reference, Retrainer, RoundReport, Strategy, Variant, VariantKind,
+    ReductionReport, Reference, Retrainer, Retraining, RoundReport, Strategy, Variant, VariantKind,
 };
 pub use training::{
     evaluate, fit, train, train_with, Checkpointing, LossKind, Optimizer, OriginalRecipe, Regression,

@@ -4,24 +4,24 @@ use candle_core::{Device, Tensor};
 use condense::embedding::split_neurons;
 use condense::{
     compare_at_widths, reduce, run, synthetic, train, Activation, AutoCriterion, AutomaticOptions, BaselineOptions,
-    CondenseOptions, EqualBudget, Init, LayerRule, ManualStep, Mlp, Reference, RefitOptions, Retrainer, Strategy,
-    TrainConfig, VariantKind,
+    CondenseOptions, EqualBudget, Init, LayerRule, ManualStep, Mlp, Reference, RefitOptions, Retrainer, Retraining,
+    Strategy, TrainConfig, VariantKind,
 };
 
 /// Retraining does nothing; the validation loss is a known function of the width.
 #[derive(Default)]
 struct Scripted {
     retrains: usize,
-    /// `(epochs, round)` of every retraining.
-    calls: Vec<(usize, usize)>,
+    /// `(epochs, which)` of every retraining.
+    calls: Vec<(usize, Retraining)>,
     /// Widths and epochs of every from-scratch run.
     scratch: Vec<(Vec<usize>, usize)>,
 }
 
 impl Retrainer<Mlp> for Scripted {
-    fn retrain(&mut self, mlp: &Mlp, epochs: usize, round: usize) -> condense::Result<Mlp> {
+    fn retrain(&mut self, mlp: &Mlp, epochs: usize, which: Retraining) -> condense::Result<Mlp> {
         self.retrains += 1;
-        self.calls.push((epochs, round));
+        self.calls.push((epochs, which));
         Ok(mlp.clone())
     }
     fn validation_loss(&mut self, mlp: &Mlp) -> condense::Result<f64> {
@@ -81,7 +81,15 @@ fn automatic_strategy_backs_off_and_stops_at_the_tolerance() {
     );
     assert_eq!(report.final_widths, out.widths());
     assert!(r.calls.iter().all(|&(e, _)| e == 7), "{:?}", r.calls);
-    assert_eq!(r.calls[0].1, 0, "the control is round 0");
+    assert_eq!(r.calls[0].1, Retraining::StrategyControl, "the control comes first");
+    assert!(
+        r.calls[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, &(_, w))| w == Retraining::Round(i + 1)),
+        "{:?}",
+        r.calls
+    );
     let accepted = report.rounds.iter().filter(|r| r.accepted).count();
     assert_eq!(report.retraining_budget(), 7 * accepted);
     assert_eq!(report.retraining_spent(), 7 * (report.rounds.len() + 1));
@@ -107,7 +115,7 @@ fn manual_schedule_applies_every_step_and_prunes() {
     assert_eq!(out.hidden_widths(), vec![30]);
     assert_eq!(report.rounds.len(), 2);
     assert_eq!(r.retrains, 1);
-    assert_eq!(r.calls, vec![(3, 1)]);
+    assert_eq!(r.calls, vec![(3, Retraining::Round(1))]);
     assert_eq!(report.retraining_budget(), 3);
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"parameter_ratio\""));
@@ -156,8 +164,23 @@ fn baselines_run_at_the_final_widths_with_the_same_budget() {
         assert_eq!(v.widths, expected.widths(), "{:?}", v.kind);
         assert_eq!(v.score, expected.parameter_count() as f64, "score is the caller's");
     }
-    // Four retrained variants, each with the whole budget, as round 1.
-    assert_eq!(r.calls, vec![(12, 1); 4]);
+    // Four retrained variants, each with the whole budget, each named as itself and seeded
+    // like round 1.
+    let baseline = |k| (12, Retraining::Baseline(k));
+    assert_eq!(
+        r.calls,
+        vec![
+            baseline(VariantKind::PaperRule),
+            baseline(VariantKind::Refit),
+            baseline(VariantKind::Pruning),
+            baseline(VariantKind::Control),
+        ]
+    );
+    assert!(r
+        .calls
+        .iter()
+        .all(|&(_, w)| w.seed_index() == Retraining::Round(1).seed_index()));
+    assert_eq!(Retraining::Baseline(VariantKind::Pruning).label(), "pruned");
     assert_eq!(r.scratch, vec![(vec![20, 10], 112)]);
     let epochs = |k: VariantKind| variants.iter().find(|v| v.kind == k).unwrap().epochs;
     assert_eq!(epochs(VariantKind::FromScratch), 112);

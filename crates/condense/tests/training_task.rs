@@ -4,8 +4,8 @@
 use candle_core::Device;
 use condense::{
     evaluate, layer_similarity, run, synthetic, train, Activation, AutomaticOptions, CondenseOptions, Init, LossKind,
-    Mlp, OriginalRecipe, Reference, RefitOptions, RegressionRetrainer, Retrainer, Schedule, SimilarityKind, Strategy,
-    TrainConfig,
+    Mlp, OriginalRecipe, Reference, RefitOptions, RegressionRetrainer, Retrainer, Retraining, Schedule, SimilarityKind,
+    Strategy, TrainConfig, VariantKind,
 };
 
 const WIDTHS: [usize; 4] = [synthetic::INPUTS, 100, 100, synthetic::OUTPUTS];
@@ -118,7 +118,9 @@ fn small_initialization_condenses_and_reduces_below_half() {
     }
 
     // Control: the original put through the same retraining budget once.
-    let control = retrainer.retrain(&original, 60, 1).unwrap();
+    let control = retrainer
+        .retrain(&original, 60, Retraining::Baseline(VariantKind::Control))
+        .unwrap();
     println!(
         "control (original retrained once): test MSE {:.4e}",
         evaluate(&control, &test, LossKind::Mse).unwrap()

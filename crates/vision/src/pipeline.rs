@@ -14,7 +14,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use condense::{
     compare_at_widths, BaselineOptions, Checkpointing, CondenseOptions, EqualBudget, LayerOutcome, Linkage, Observer,
-    ReductionReport, RefitOptions, Retrainer, StepProgress, Strategy, TrainHistory, VariantKind,
+    ReductionReport, RefitOptions, Retrainer, Retraining, StepProgress, Strategy, TrainHistory, VariantKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -216,7 +216,7 @@ pub struct CifarReport {
 /// One training after the original, as the report lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StageFigures {
-    /// What it trained (`retrain 2`, `from scratch`, ...).
+    /// What it trained (`original`, `retrain 2`, `pruned`, `control`, `from scratch`, ...).
     pub stage: String,
     /// Its files in the run directory (`STEM.safetensors`, `STEM.json`).
     pub stem: String,
@@ -714,11 +714,14 @@ fn remove_checkpoint(ck: &Checkpointing) -> Result<()> {
 }
 
 impl Retrainer<Network> for ImageTask<'_> {
-    fn retrain(&mut self, net: &Network, epochs: usize, round: usize) -> condense::Result<Network> {
+    fn retrain(&mut self, net: &Network, epochs: usize, which: Retraining) -> condense::Result<Network> {
         let mut config = self.retrain.clone();
         config.train.epochs = epochs;
-        config.train.seed = config.train.seed.wrapping_add(round.saturating_sub(1) as u64);
-        let what = format!("retrain {round}");
+        config.train.seed = config
+            .train
+            .seed
+            .wrapping_add(which.seed_index().saturating_sub(1) as u64);
+        let what = which.label();
         let out = self.fit(net, &config, &what).map_err(into_condense)?;
         let acc = 1.0 - self.validation_loss(&out)?;
         self.progress.note(&format!(
@@ -748,7 +751,7 @@ impl Retrainer<Network> for ImageTask<'_> {
         let params = spec.init(self.recipe.train.seed).map_err(into_condense)?;
         let mut config = self.recipe.clone();
         config.train.epochs = epochs;
-        self.fit(&Network { spec, params }, &config, "from scratch")
+        self.fit(&Network { spec, params }, &config, VariantKind::FromScratch.key())
             .map_err(into_condense)
     }
 }

@@ -1,7 +1,7 @@
 //! Condensing duplicated channels (BatchNorm included) gives back the same function.
 
 use candle_core::{Device, Tensor};
-use condense::{CondenseOptions, LayerRule, Linkage, Params, Reducible, Retrainer, Strategy};
+use condense::{CondenseOptions, LayerRule, Linkage, Params, Reducible, Retrainer, Retraining, Strategy};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vision::reduction::{channel_sets, set_widths, Network};
@@ -114,7 +114,7 @@ struct Unchanged {
 }
 
 impl Retrainer<Network> for Unchanged {
-    fn retrain(&mut self, net: &Network, _: usize, _: usize) -> condense::Result<Network> {
+    fn retrain(&mut self, net: &Network, _: usize, _: Retraining) -> condense::Result<Network> {
         Ok(net.clone())
     }
     fn validation_loss(&mut self, net: &Network) -> condense::Result<f64> {

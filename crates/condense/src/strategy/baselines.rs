@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::reduction::{CondenseOptions, LayerRule, RefitOptions};
-use crate::strategy::task::{Reducible, Retrainer};
+use crate::strategy::task::{Reducible, Retrainer, Retraining};
 
 /// Which baselines [`compare_at_widths`] runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +73,19 @@ pub enum VariantKind {
 }
 
 impl VariantKind {
+    /// A short key for logs and file names (`pruned`, `control`, `from scratch`, ...).
+    pub fn key(&self) -> &'static str {
+        match self {
+            VariantKind::PaperRule => "paper rule",
+            VariantKind::Refit => "refit",
+            VariantKind::Pruning => "pruned",
+            VariantKind::PaperRuleWithoutRetraining => "paper rule unretrained",
+            VariantKind::RefitWithoutRetraining => "refit unretrained",
+            VariantKind::Control => "control",
+            VariantKind::FromScratch => "from scratch",
+        }
+    }
+
     /// A readable label for tables.
     pub fn label(&self) -> &'static str {
         match self {
@@ -172,14 +185,19 @@ pub fn compare_at_widths<N: Reducible>(
     };
     for (kind, net) in [(VariantKind::PaperRule, &paper), (VariantKind::Refit, &refit)] {
         if let Some(net) = net {
-            record(kind, &task.retrain(net, epochs, 1)?, epochs, &mut out)?;
+            record(
+                kind,
+                &task.retrain(net, epochs, Retraining::Baseline(kind))?,
+                epochs,
+                &mut out,
+            )?;
         }
     }
     if which.pruning {
         let pruned = reduced(&widths(|width| LayerRule::Prune { width }), &plain, task)?;
         record(
             VariantKind::Pruning,
-            &task.retrain(&pruned, epochs, 1)?,
+            &task.retrain(&pruned, epochs, Retraining::Baseline(VariantKind::Pruning))?,
             epochs,
             &mut out,
         )?;
@@ -197,7 +215,7 @@ pub fn compare_at_widths<N: Reducible>(
     if which.control {
         record(
             VariantKind::Control,
-            &task.retrain(original, epochs, 1)?,
+            &task.retrain(original, epochs, Retraining::Baseline(VariantKind::Control))?,
             epochs,
             &mut out,
         )?;

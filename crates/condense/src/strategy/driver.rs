@@ -7,7 +7,7 @@ use crate::error::{CondenseError, Result};
 use crate::reduction::{CondenseOptions, LayerRule};
 use crate::strategy::options::{describe, AutomaticOptions, ManualStep, Reference, Strategy};
 use crate::strategy::report::{ReductionReport, RoundReport};
-use crate::strategy::task::{Reducible, Retrainer};
+use crate::strategy::task::{Reducible, Retrainer, Retraining};
 
 /// Runs `strategy` on `net`. `calibration` (a batch of network inputs) is needed for
 /// activation similarity and the least-squares refit. `on_round` sees each round as it
@@ -86,7 +86,9 @@ impl<N: Reducible> Driver<'_, N> {
         let (reference, control_loss) = match auto.reference {
             Reference::Original => (original_loss, None),
             Reference::Control | Reference::Best => {
-                let control = self.task.retrain(net, auto.retrain_epochs, 0)?;
+                let control = self
+                    .task
+                    .retrain(net, auto.retrain_epochs, Retraining::StrategyControl)?;
                 let c = checked_loss(self.task, &control, "control network")?;
                 let r = if auto.reference == Reference::Best {
                     c.min(original_loss)
@@ -172,7 +174,7 @@ impl<N: Reducible> Driver<'_, N> {
         };
         let retrained = retrain_epochs > 0 && !unchanged;
         let (next, loss_after_retrain) = if retrained {
-            let r = self.task.retrain(&merged, retrain_epochs, number)?;
+            let r = self.task.retrain(&merged, retrain_epochs, Retraining::Round(number))?;
             let l = checked_loss(self.task, &r, "retrained network")?;
             (r, l)
         } else {

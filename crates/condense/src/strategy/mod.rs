@@ -18,4 +18,4 @@ pub use baselines::{compare_at_widths, BaselineOptions, EqualBudget, Variant, Va
 pub use driver::run;
 pub use options::{describe, AutoCriterion, AutomaticOptions, ManualStep, Reference, Strategy};
 pub use report::{ReductionReport, RoundReport};
-pub use task::{Reducible, Retrainer};
+pub use task::{Reducible, Retrainer, Retraining};

@@ -11,6 +11,7 @@ use candle_core::Tensor;
 use crate::error::Result;
 use crate::network::Mlp;
 use crate::reduction::{reduce, CondenseOptions, LayerOutcome, LayerRule};
+use crate::strategy::baselines::VariantKind;
 
 /// A network the condensation driver can reduce.
 ///
@@ -43,14 +44,47 @@ pub trait Reducible: Clone {
     ) -> Result<(Self, Vec<LayerOutcome>)>;
 }
 
+/// Which retraining a [`Retrainer::retrain`] call is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retraining {
+    /// The unreduced network retrained inside the automatic strategy (its reference).
+    StrategyControl,
+    /// The retraining after reduction round `n`, counting from 1.
+    Round(usize),
+    /// An equal-budget baseline of [`crate::compare_at_widths`].
+    Baseline(VariantKind),
+}
+
+impl Retraining {
+    /// The index a task adds to its seed: 0 for the strategy's control, `n` for round `n`,
+    /// and 1 for every baseline, so that the baselines see round 1's data order (a paired
+    /// comparison with the first round).
+    pub fn seed_index(self) -> usize {
+        match self {
+            Retraining::StrategyControl => 0,
+            Retraining::Round(n) => n,
+            Retraining::Baseline(_) => 1,
+        }
+    }
+
+    /// A short name for logs and checkpoint files: `retrain 2`, `pruned`, `control`, ...
+    pub fn label(self) -> String {
+        match self {
+            Retraining::StrategyControl => "strategy control".to_string(),
+            Retraining::Round(n) => format!("retrain {n}"),
+            Retraining::Baseline(kind) => kind.key().to_string(),
+        }
+    }
+}
+
 /// The task side of a reduction: retraining, validation, and training from scratch.
 ///
 /// Errors of the task's own kind are wrapped in [`crate::CondenseError::Task`].
 pub trait Retrainer<N> {
-    /// Trains `net` for `epochs` epochs and returns the result. `round` is 0 for the control
-    /// run of the unreduced network inside a strategy, counts from 1 for reduction rounds, and
-    /// is 1 for every equal-budget baseline (use it to vary seeds).
-    fn retrain(&mut self, net: &N, epochs: usize, round: usize) -> Result<N>;
+    /// Trains `net` for `epochs` epochs and returns the result. `which` says which retraining
+    /// this is: use [`Retraining::seed_index`] to vary seeds and [`Retraining::label`] to name
+    /// it in logs and checkpoints.
+    fn retrain(&mut self, net: &N, epochs: usize, which: Retraining) -> Result<N>;
 
     /// The loss on held-out validation data (lower is better).
     fn validation_loss(&mut self, net: &N) -> Result<f64>;

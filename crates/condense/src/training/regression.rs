@@ -19,7 +19,7 @@ use kernels::{Dropout, Loss, MlpTrainer, TrainerOptions, Update};
 use crate::error::{CondenseError, Result};
 use crate::network::inference::{kernel_layers, layer_values};
 use crate::network::{Activation, DenseLayer, FastMlp, Init, Mlp};
-use crate::strategy::Retrainer;
+use crate::strategy::{Retrainer, Retraining};
 use crate::training::config::{LossKind, Optimizer, TrainConfig};
 use crate::training::fit::{
     fit, Checkpointing, Evaluation, FitOptions, Learner, StepOutput, StepProgress, TrainHistory,
@@ -494,10 +494,10 @@ pub struct OriginalRecipe {
 }
 
 impl Retrainer<Mlp> for RegressionRetrainer {
-    fn retrain(&mut self, mlp: &Mlp, epochs: usize, round: usize) -> Result<Mlp> {
+    fn retrain(&mut self, mlp: &Mlp, epochs: usize, which: Retraining) -> Result<Mlp> {
         let config = TrainConfig {
             epochs,
-            seed: self.config.seed.wrapping_add(round as u64),
+            seed: self.config.seed.wrapping_add(which.seed_index() as u64),
             ..self.config.clone()
         };
         Ok(train(mlp, &self.train, &config, &mut |_, _| {})?.0)
