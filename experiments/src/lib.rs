@@ -12,3 +12,9 @@
 pub mod args;
 pub mod figures;
 pub mod progress;
+
+/// The git revision these binaries were built from (`git describe --always --dirty` when
+/// they were compiled; `-dirty` if tracked files differed from the commit, `unknown` without
+/// git). Reports record it, so a run names the code that ran even when the working tree has
+/// moved on since the build.
+pub const BUILD_REVISION: &str = env!("BUILD_GIT_REVISION");

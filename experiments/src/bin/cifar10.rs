@@ -11,9 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use condense::io::git_revision;
 use experiments::args::PrecisionArg;
 use experiments::progress::BarObserver;
+use experiments::BUILD_REVISION;
 use vision::pipeline::{self, CifarConfig, MergeVariant};
 use vision::reduction::{fraction_for_ratio, scaled, set_widths};
 use vision::{DistillationSettings, Downsampling, MobileNetV2Spec, SgdRecipe};
@@ -271,7 +271,7 @@ fn run(args: &RunArgs) -> Result<()> {
         &dir,
         args.original_from.as_deref(),
         args.max_train_steps,
-        &git_revision(),
+        BUILD_REVISION,
         &mut obs,
     )?;
     obs.finish();

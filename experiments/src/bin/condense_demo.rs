@@ -11,9 +11,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use condense::demo::{run_demo, DemoConfig, DemoObserver};
-use condense::io::git_revision;
 use condense::{io, Activation, AutoCriterion, AutomaticOptions, Init, Reference, Strategy};
 use experiments::progress::bar;
+use experiments::BUILD_REVISION;
 use indicatif::ProgressBar;
 
 #[derive(Parser, Debug)]
@@ -200,18 +200,17 @@ fn run(args: Args) -> Result<()> {
     bars.train.finish_and_clear();
     bars.rounds.finish_and_clear();
     print!("{}\n{}", report.reduction.table(), report.table());
-    let revision = git_revision();
     let path = args.output_dir.join("report.json");
     let wall = started.elapsed().as_secs_f64();
     io::write_json(
         &path,
-        &serde_json::json!({"git_revision": revision, "wall_time_s": wall, "report": report}),
+        &serde_json::json!({"git_revision": BUILD_REVISION, "wall_time_s": wall, "report": report}),
     )?;
     println!("\nwrote {}", path.display());
     if let Some(dir) = &args.model_dir {
         let prov = io::provenance(&[
             ("seed", serde_json::json!(args.seed)),
-            ("git_revision", serde_json::json!(revision)),
+            ("git_revision", serde_json::json!(BUILD_REVISION)),
         ]);
         nets.original.save(dir.join("original"), prov.clone())?;
         nets.reduced.save(dir.join("condensed"), prov)?;

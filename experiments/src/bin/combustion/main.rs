@@ -17,9 +17,9 @@ use args::{
 use clap::Parser;
 use combustion::pipeline::{self, Destination, RunPaths};
 use combustion::{generate, inspect, merge, GenerateConfig, ReactionDataset};
-use condense::io::git_revision;
 use condense::Checkpointing;
 use experiments::progress::{print_out, BarObserver};
+use experiments::BUILD_REVISION;
 use experiments::{figures, progress};
 use kinetics::Mechanism;
 
@@ -82,7 +82,7 @@ fn run_pipeline(args: &RunArgs) -> Result<()> {
     let paths = RunPaths::new(&args.results_dir, &config.name);
     let mut obs = BarObserver::default();
     let started = std::time::Instant::now();
-    let artifacts = pipeline::run(&config, &paths, &git_revision(), args.max_train_steps, &mut obs)?;
+    let artifacts = pipeline::run(&config, &paths, BUILD_REVISION, args.max_train_steps, &mut obs)?;
     obs.finish();
     let Some(artifacts) = artifacts else {
         return Ok(());
@@ -105,10 +105,9 @@ fn train(args: &TrainArgs) -> Result<()> {
         max_steps: args.max_steps,
         ..Checkpointing::at(&checkpoint, 200)
     };
-    let revision = git_revision();
     let dest = Destination {
         stem: &args.output,
-        git_revision: &revision,
+        git_revision: BUILD_REVISION,
     };
     let mut obs = BarObserver::default();
     let t = pipeline::train_model(
@@ -147,10 +146,9 @@ fn train(args: &TrainArgs) -> Result<()> {
 }
 
 fn condense(args: &CondenseArgs) -> Result<()> {
-    let revision = git_revision();
     let dest = Destination {
         stem: &args.output,
-        git_revision: &revision,
+        git_revision: BUILD_REVISION,
     };
     let mut obs = BarObserver::default();
     let report = pipeline::condense_model(
@@ -177,12 +175,11 @@ fn evaluate(args: &EvaluateArgs) -> Result<()> {
 }
 
 fn import(args: &ImportArgs) -> Result<()> {
-    let revision = git_revision();
     let r = pipeline::import_model(
         &args.checkpoint,
         &args.mechanism,
         args.contract(),
-        Destination::new(&args.output, &revision),
+        Destination::new(&args.output, BUILD_REVISION),
     )
     .with_context(|| format!("importing {}", args.checkpoint.display()))?;
     println!(
