@@ -226,6 +226,11 @@ pub struct StageFigures {
     pub wall_time_s: f64,
     /// Whether this invocation found it finished by an earlier one.
     pub reused: bool,
+    /// Source revision of the code that trained it: a reused stage keeps the revision of the
+    /// invocation that ran it, which may differ from the report's (`None` for stage files
+    /// written before revisions were recorded per stage).
+    #[serde(default)]
+    pub git_revision: Option<String>,
 }
 
 impl CifarReport {
@@ -305,6 +310,7 @@ pub fn run(
         stages: Some(Stages {
             dir: dir.to_path_buf(),
             max_steps: max_train_steps,
+            git_revision: git_revision.to_string(),
             done: Vec::new(),
         }),
         progress,
@@ -548,6 +554,8 @@ struct Stages {
     dir: PathBuf,
     /// Steps each training may take in this invocation before it stops with a checkpoint.
     max_steps: Option<usize>,
+    /// Source revision of this invocation, recorded with each training it finishes.
+    git_revision: String,
     /// The trainings finished so far, in order.
     done: Vec<StageFigures>,
 }
@@ -628,6 +636,7 @@ impl ImageTask<'_> {
                 steps: out.history.steps,
                 wall_time_s: out.history.wall_time_s,
                 reused: false,
+                git_revision: Some(stages.git_revision.clone()),
             };
             save(
                 stem,

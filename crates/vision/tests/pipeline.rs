@@ -103,6 +103,8 @@ fn an_interrupted_run_continues_to_the_same_results() {
     // after the original: two rounds, pruning, control, from scratch
     assert_eq!(a.report.stages.len(), 5, "{:?}", stages(&a.report));
     assert!(a.report.stages.iter().all(|s| !s.reused));
+    let names: Vec<&str> = a.report.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(names, ["retrain 1", "retrain 2", "pruned", "control", "from scratch"]);
     // two steps an epoch: round 1 one epoch, the last round two, the baselines the three of
     // the rounds and from scratch the original's one more
     let steps: Vec<usize> = a.report.stages.iter().map(|s| s.steps).collect();
@@ -135,10 +137,17 @@ fn an_interrupted_run_continues_to_the_same_results() {
         );
     }
 
-    let again = run(&config, &data, &whole, None, None, "test", &mut silent())
+    // a later binary reuses every training and says which revision trained each
+    let again = run(&config, &data, &whole, None, None, "later", &mut silent())
         .unwrap()
         .expect("finished");
     assert!(again.report.stages.iter().all(|s| s.reused));
+    assert_eq!(again.report.git_revision, "later");
+    assert!(again
+        .report
+        .stages
+        .iter()
+        .all(|s| s.git_revision.as_deref() == Some("test")));
     assert_eq!(accuracies(&a.report), accuracies(&again.report));
     assert_eq!(stages(&a.report), stages(&again.report));
 
