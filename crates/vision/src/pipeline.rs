@@ -240,9 +240,9 @@ impl CifarReport {
         [("original", Some(&self.original)), ("condensed", Some(&self.condensed))]
             .into_iter()
             .chain([
-                ("pruned", self.pruned.as_ref()),
-                ("control", self.control.as_ref()),
-                ("from scratch", self.from_scratch.as_ref()),
+                (VariantKind::Pruning.key(), self.pruned.as_ref()),
+                (VariantKind::Control.key(), self.control.as_ref()),
+                (VariantKind::FromScratch.key(), self.from_scratch.as_ref()),
             ])
             .filter_map(|(name, m)| m.map(|m| (name, m)))
             .collect()
