@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::cifar::Cifar10;
 use crate::error::{into_condense, Result, VisionError};
 use crate::mobilenet::{Downsampling, MobileNetV2Spec};
-use crate::reduction::{fraction_for_ratio, scaled, set_widths, with_set_widths, Network};
+use crate::reduction::{condensation_widths, fraction_for_ratio, scaled, set_widths, with_set_widths, Network};
 use crate::training::{accuracy, load, recalibrate_batch_norm, save, train, ImageTraining, Teacher};
 
 /// How merged channels are combined.
@@ -32,6 +32,18 @@ pub enum MergeVariant {
     Paper,
     /// The paper's rule, then a least-squares refit of every consumer on calibration images.
     Refit,
+}
+
+/// How the target share of the parameters is spread over the channel sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WidthAllocation {
+    /// Every set keeps the same fraction of its channels ([`scaled`]).
+    #[default]
+    Uniform,
+    /// Every set keeps its condensation groups at one shared cosine threshold
+    /// ([`condensation_widths`]): condensed sets shrink most.
+    Condensation,
 }
 
 /// Settings of a CIFAR-10 run.
@@ -47,6 +59,9 @@ pub struct CifarConfig {
     pub target_ratio: f64,
     /// Condensation rounds (widths shrink geometrically to the target).
     pub rounds: usize,
+    /// How the final widths spread the target over the channel sets.
+    #[serde(default)]
+    pub allocation: WidthAllocation,
     /// Retraining epochs of the last round, which delivers the condensed network (none: the
     /// retraining's epochs, as every other round). The baselines' budget counts them.
     #[serde(default)]
@@ -98,26 +113,49 @@ impl CifarConfig {
         MobileNetV2Spec::torchvision(10, self.downsampling)
     }
 
-    /// The reducible widths of each round: the widths scaled geometrically from the
-    /// original's to the target ratio.
-    pub fn schedule(&self) -> Vec<Vec<usize>> {
-        let spec = self.spec();
-        let last = fraction_for_ratio(&spec, self.target_ratio, 4);
-        (1..=self.rounds)
-            .map(|r| set_widths(&scaled(&spec, last.powf(r as f64 / self.rounds as f64), 4)))
-            .collect()
+    /// The reducible widths of each round, from `original` to the target ratio: with the
+    /// uniform allocation every width scaled by the same geometric factor per round; with the
+    /// condensation allocation each set's width moves geometrically from its original width to
+    /// its final one ([`condensation_widths`]).
+    pub fn schedule(&self, original: &Network) -> Result<Vec<Vec<usize>>> {
+        let spec = &original.spec;
+        let rounds = self.rounds as f64;
+        match self.allocation {
+            WidthAllocation::Uniform => {
+                let last = fraction_for_ratio(spec, self.target_ratio, 4);
+                Ok((1..=self.rounds)
+                    .map(|r| set_widths(&scaled(spec, last.powf(r as f64 / rounds), 4)))
+                    .collect())
+            }
+            WidthAllocation::Condensation => {
+                let (_, last) = condensation_widths(original, self.target_ratio, 4)?;
+                let first = set_widths(spec);
+                Ok((1..=self.rounds)
+                    .map(|r| {
+                        first
+                            .iter()
+                            .zip(&last)
+                            .map(|(&w, &f)| {
+                                let x = w as f64 * (f as f64 / w as f64).powf(r as f64 / rounds);
+                                (x.round() as usize).clamp(f, w)
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+        }
     }
 
     /// The manual strategy through [`CifarConfig::schedule`]: every round retrained for the
     /// retraining's epochs, the last for `final_retrain_epochs` when given.
-    pub fn strategy(&self) -> Strategy {
-        let mut strategy = Strategy::widths_schedule(&self.schedule(), self.retrain.train.epochs);
+    pub fn strategy(&self, original: &Network) -> Result<Strategy> {
+        let mut strategy = Strategy::widths_schedule(&self.schedule(original)?, self.retrain.train.epochs);
         if let (Strategy::Manual { steps }, Some(epochs)) = (&mut strategy, self.final_retrain_epochs) {
             if let Some(last) = steps.last_mut() {
                 last.retrain_epochs = epochs;
             }
         }
-        strategy
+        Ok(strategy)
     }
 }
 
@@ -464,7 +502,7 @@ fn condense_channels(
     task: &mut ImageTask,
 ) -> Result<(Network, ReductionReport)> {
     let calibration = calibration_images(config, &task.images.train)?;
-    let strategy = config.strategy();
+    let strategy = config.strategy(original)?;
     Ok(condense::run(
         original,
         &strategy,

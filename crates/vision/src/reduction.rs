@@ -298,6 +298,66 @@ pub fn fraction_for_ratio(spec: &MobileNetV2Spec, ratio: f64, min_width: usize) 
     lo
 }
 
+/// The widths the network's own condensation suggests for a target share `ratio` of its
+/// parameters: every set keeps as many channels as it has condensation groups at one cosine
+/// threshold `tau` shared by all sets ([`group_by_threshold`] on the BN-folded features, the
+/// rule of a threshold round; at least `min_width` per set), with `tau` the highest threshold
+/// whose widths fit the ratio (bisection). Sets whose channels point the same way (the head of
+/// a trained MobileNetV2) shrink most; sets of near-orthogonal channels keep more. Returns
+/// `tau` and the widths in set order.
+pub fn condensation_widths(net: &Network, ratio: f64, min_width: usize) -> Result<(f32, Vec<usize>)> {
+    if !(ratio > 0.0 && ratio < 1.0) {
+        return Err(VisionError::InvalidOption {
+            name: "target ratio",
+            message: format!("must lie in (0, 1), got {ratio}"),
+        });
+    }
+    let spec = &net.spec;
+    spec.check(&net.params)?;
+    let sets: Vec<(condense::SimilarityMatrix, Vec<f32>)> = (0..=spec.blocks.len())
+        .map(|s| {
+            let features = channel_features(spec, &net.params, s)?;
+            Ok((cosine_similarity(&features)?, feature_norms(&features)?))
+        })
+        .collect::<Result<_>>()?;
+    let widths_at = |tau: f32| -> Result<Vec<usize>> {
+        sets.iter()
+            .map(|(sim, norms)| {
+                let groups = group_by_threshold(sim, norms, tau, -1.0)?.len();
+                Ok(groups.max(min_width.min(sim.len())))
+            })
+            .collect()
+    };
+    let budget = ratio * spec.parameter_count() as f64;
+    let fits = |w: &[usize]| -> Result<bool> { Ok(with_set_widths(spec, w)?.parameter_count() as f64 <= budget) };
+    let (mut lo, mut hi) = (-0.999f32, 1.0f32);
+    let mut best = widths_at(hi)?;
+    if fits(&best)? {
+        return Ok((hi, best));
+    }
+    best = widths_at(lo)?;
+    if !fits(&best)? {
+        return Err(VisionError::InvalidOption {
+            name: "target ratio",
+            message: format!(
+                "{ratio} is below the smallest network the widths of at least {min_width} channels give ({} parameters)",
+                with_set_widths(spec, &best)?.parameter_count()
+            ),
+        });
+    }
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        let w = widths_at(mid)?;
+        if fits(&w)? {
+            lo = mid;
+            best = w;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok((lo, best))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +394,35 @@ mod tests {
         let rules = [LayerRule::Keep, LayerRule::Keep];
         let e = reduce(&net, &rules, &CondenseOptions::default(), None).unwrap_err();
         assert!(e.to_string().contains("18 channel sets"), "{e}");
+    }
+
+    #[test]
+    fn condensation_widths_shrink_the_condensed_set_and_meet_the_ratio() {
+        let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+        let mut p = spec.init(0).unwrap();
+        // The head's 1280 kernels: positive multiples of 3 directions, so 3 condensation groups
+        // at any threshold below 1 (the other sets keep their random, near-orthogonal kernels).
+        let w = p["features.18.0.weight"].clone();
+        let rows: Vec<Tensor> = (0..1280)
+            .map(|c| (w.narrow(0, c % 3, 1).unwrap() * (1.0 + (c % 7) as f64)).unwrap())
+            .collect();
+        p.insert("features.18.0.weight".into(), Tensor::cat(&rows, 0).unwrap());
+        let net = Network {
+            spec: spec.clone(),
+            params: p,
+        };
+        let (tau, widths) = condensation_widths(&net, 0.3, 4).unwrap();
+        let reduced = with_set_widths(&spec, &widths).unwrap();
+        let share = reduced.parameter_count() as f64 / spec.parameter_count() as f64;
+        assert!(share <= 0.3 && share > 0.25, "threshold {tau} gives {share}");
+        assert_eq!(widths[17], 4, "the condensed head keeps the minimum width: {widths:?}");
+        for (w, full) in widths.iter().zip(set_widths(&spec)) {
+            assert!(*w >= 4 && *w <= full, "{widths:?}");
+        }
+        // The uniform allocation keeps 30 % of the head; this one spends it on the blocks.
+        let uniform = set_widths(&scaled(&spec, fraction_for_ratio(&spec, 0.3, 4), 4));
+        assert!(widths[..17].iter().sum::<usize>() > uniform[..17].iter().sum::<usize>());
+        let e = condensation_widths(&net, 0.001, 4).unwrap_err();
+        assert!(e.to_string().contains("below the smallest network"), "{e}");
     }
 }

@@ -51,6 +51,7 @@ fn config() -> CifarConfig {
         retrain: recipe.training(1, 0.02, 1, 4, distillation),
         target_ratio: 0.3,
         rounds: 2,
+        allocation: vision::WidthAllocation::Uniform,
         final_retrain_epochs: Some(2),
         merge: MergeVariant::Refit,
         refit_images: 16,

@@ -6,7 +6,7 @@
 
 #![deny(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use experiments::args::PrecisionArg;
 use experiments::progress::BarObserver;
 use experiments::BUILD_REVISION;
-use vision::pipeline::{self, CifarConfig, MergeVariant};
-use vision::reduction::{fraction_for_ratio, scaled, set_widths};
+use vision::pipeline::{self, CifarConfig, MergeVariant, WidthAllocation};
+use vision::reduction::{condensation_widths, fraction_for_ratio, scaled, set_widths, with_set_widths, Network};
+use vision::training::load;
 use vision::{DistillationSettings, Downsampling, MobileNetV2Spec, SgdRecipe};
 
 #[derive(Parser)]
@@ -42,6 +43,13 @@ enum Command {
         /// Downsampling variant.
         #[arg(long, value_enum, default_value_t = DownsamplingArg::Torchvision)]
         downsampling: DownsamplingArg,
+        /// Target share of the original parameters.
+        #[arg(long, default_value_t = 0.115)]
+        target_ratio: f64,
+        /// A trained run directory (e.g. results/cifar10/cs40): also print the widths its
+        /// condensation allocates (`--allocation condensation`) and the threshold that gives them.
+        #[arg(long)]
+        original_from: Option<PathBuf>,
     },
 }
 
@@ -98,6 +106,10 @@ struct RunArgs {
     /// Condensation rounds (widths shrink geometrically to the target).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// How the target spreads over the channel sets (the pruning and from-scratch controls
+    /// use the same final widths).
+    #[arg(long, value_enum, default_value_t = AllocationArg::Uniform)]
+    allocation: AllocationArg,
     /// How merged channels are combined: `paper` sums the consumers' input slices; `refit`
     /// then refits every consumer by least squares on calibration images (data-aware).
     #[arg(long, value_enum, default_value_t = MergeArg::Paper)]
@@ -184,6 +196,10 @@ impl RunArgs {
             ),
             target_ratio: self.target_ratio,
             rounds: self.rounds,
+            allocation: match self.allocation {
+                AllocationArg::Uniform => WidthAllocation::Uniform,
+                AllocationArg::Condensation => WidthAllocation::Condensation,
+            },
             final_retrain_epochs: self.final_retrain_epochs,
             merge: match self.merge {
                 MergeArg::Paper => MergeVariant::Paper,
@@ -198,6 +214,15 @@ impl RunArgs {
             seed: self.seed,
         }
     }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AllocationArg {
+    /// Every set keeps the same fraction of its channels.
+    Uniform,
+    /// Every set keeps its condensation groups at one cosine threshold shared by all sets,
+    /// chosen to meet the target: sets whose channels point the same way shrink most.
+    Condensation,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -237,19 +262,40 @@ fn main() -> ExitCode {
 
 fn real_main() -> Result<()> {
     match Cli::parse().command {
-        Command::Inspect { downsampling } => {
-            let spec = MobileNetV2Spec::torchvision(10, downsampling.into());
-            println!("parameters: {}", spec.parameter_count());
-            println!("reducible widths (blocks 1-17, head): {:?}", set_widths(&spec));
-            let f = fraction_for_ratio(&spec, 0.115, 4);
-            println!(
-                "width fraction for 11.5 %: {f:.4} -> {} parameters",
-                scaled(&spec, f, 4).parameter_count()
-            );
-            Ok(())
-        }
+        Command::Inspect {
+            downsampling,
+            target_ratio,
+            original_from,
+        } => inspect(downsampling.into(), target_ratio, original_from.as_deref()),
         Command::Run(args) => run(&args),
     }
+}
+
+fn inspect(downsampling: Downsampling, ratio: f64, original_from: Option<&Path>) -> Result<()> {
+    let spec = MobileNetV2Spec::torchvision(10, downsampling);
+    println!("parameters: {}", spec.parameter_count());
+    println!("reducible widths (blocks 1-17, head): {:?}", set_widths(&spec));
+    let f = fraction_for_ratio(&spec, ratio, 4);
+    let uniform = scaled(&spec, f, 4);
+    println!(
+        "uniform allocation at {:.1} %: fraction {f:.4} -> {} parameters, widths {:?}",
+        100.0 * ratio,
+        uniform.parameter_count(),
+        set_widths(&uniform)
+    );
+    if let Some(dir) = original_from {
+        let stem = dir.join("original");
+        let (params, _) = load(&stem).with_context(|| format!("reading {}", stem.display()))?;
+        let net = Network { spec, params };
+        let (tau, widths) =
+            condensation_widths(&net, ratio, 4).with_context(|| format!("allocating {}", stem.display()))?;
+        println!(
+            "condensation allocation at {:.1} %: threshold {tau:.4} -> {} parameters, widths {widths:?}",
+            100.0 * ratio,
+            with_set_widths(&net.spec, &widths)?.parameter_count()
+        );
+    }
+    Ok(())
 }
 
 fn run(args: &RunArgs) -> Result<()> {
