@@ -819,3 +819,62 @@ pub fn read_images(dir: &Path, train_images: Option<usize>, test_images: Option<
         test: read(true, test_images)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reduction::condensation_widths;
+    use crate::training::SgdRecipe;
+
+    fn config(allocation: WidthAllocation, rounds: usize) -> CifarConfig {
+        let recipe = SgdRecipe {
+            batch_size: 16,
+            weight_decay: 5e-4,
+            nesterov: true,
+            label_smoothing: 0.0,
+            precision: kernels::Precision::F32,
+        };
+        CifarConfig {
+            downsampling: Downsampling::Torchvision,
+            original: recipe.training(1, 0.05, 1, 0, None),
+            retrain: recipe.training(1, 0.02, 1, 1, None),
+            target_ratio: 0.2,
+            rounds,
+            allocation,
+            final_retrain_epochs: None,
+            merge: MergeVariant::Paper,
+            refit_images: 16,
+            refit_ridge: 0.1,
+            pruned: false,
+            control: false,
+            from_scratch: false,
+            flip_tta: false,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn condensation_schedule_shrinks_every_set_to_its_allocated_width() {
+        let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+        let net = Network {
+            params: spec.init(0).unwrap(),
+            spec: spec.clone(),
+        };
+        let (_, last) = condensation_widths(&net, 0.2, 4).unwrap();
+        let schedule = config(WidthAllocation::Condensation, 3).schedule(&net).unwrap();
+        assert_eq!(schedule.len(), 3);
+        assert_eq!(schedule[2], last);
+        let mut previous = set_widths(&spec);
+        for widths in &schedule {
+            for ((w, p), f) in widths.iter().zip(&previous).zip(&last) {
+                assert!(w <= p && w >= f, "{widths:?} after {previous:?}");
+            }
+            previous = widths.clone();
+        }
+        // Not the uniform schedule: the allocation differs from the same fraction everywhere.
+        let uniform = config(WidthAllocation::Uniform, 3).schedule(&net).unwrap();
+        assert_ne!(uniform[2], last);
+        let p = with_set_widths(&spec, &uniform[2]).unwrap().parameter_count() as f64;
+        assert!(p <= 0.2 * spec.parameter_count() as f64);
+    }
+}
