@@ -19,3 +19,58 @@ impl From<PrecisionArg> for kernels::Precision {
         }
     }
 }
+
+/// `cifar10 --allocation`: how the target spreads over the channel sets.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AllocationArg {
+    /// Every set keeps the same fraction of its channels.
+    Uniform,
+    /// Every set keeps its condensation groups at one cosine threshold shared by all sets,
+    /// chosen to meet the target: sets whose channels point the same way shrink most.
+    Condensation,
+}
+
+impl From<AllocationArg> for vision::WidthAllocation {
+    fn from(a: AllocationArg) -> Self {
+        match a {
+            AllocationArg::Uniform => vision::WidthAllocation::Uniform,
+            AllocationArg::Condensation => vision::WidthAllocation::Condensation,
+        }
+    }
+}
+
+/// `cifar10 --merge`: how merged channels are combined.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MergeArg {
+    /// The paper's rule: keep one input kernel, sum the next layer's input slices.
+    Paper,
+    /// The paper's rule, then a least-squares refit of every consumer on calibration images.
+    Refit,
+}
+
+impl From<MergeArg> for vision::MergeVariant {
+    fn from(m: MergeArg) -> Self {
+        match m {
+            MergeArg::Paper => vision::MergeVariant::Paper,
+            MergeArg::Refit => vision::MergeVariant::Refit,
+        }
+    }
+}
+
+/// `cifar10 --downsampling`: the network's stride layout.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DownsamplingArg {
+    /// torchvision strides: 32x32 ends at 1x1 (cheap).
+    Torchvision,
+    /// CIFAR strides: stem and first stage stride 1, 32x32 ends at 4x4 (~15x the compute).
+    Cifar,
+}
+
+impl From<DownsamplingArg> for vision::Downsampling {
+    fn from(d: DownsamplingArg) -> Self {
+        match d {
+            DownsamplingArg::Torchvision => vision::Downsampling::Torchvision,
+            DownsamplingArg::Cifar => vision::Downsampling::Cifar,
+        }
+    }
+}

@@ -34,6 +34,9 @@ pub enum MergeVariant {
     Refit,
 }
 
+/// The smallest width a reduction leaves to a channel set.
+const MIN_WIDTH: usize = 4;
+
 /// How the target share of the parameters is spread over the channel sets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -122,13 +125,13 @@ impl CifarConfig {
         let rounds = self.rounds as f64;
         match self.allocation {
             WidthAllocation::Uniform => {
-                let last = fraction_for_ratio(spec, self.target_ratio, 4);
+                let last = fraction_for_ratio(spec, self.target_ratio, MIN_WIDTH);
                 Ok((1..=self.rounds)
-                    .map(|r| set_widths(&scaled(spec, last.powf(r as f64 / rounds), 4)))
+                    .map(|r| set_widths(&scaled(spec, last.powf(r as f64 / rounds), MIN_WIDTH)))
                     .collect())
             }
             WidthAllocation::Condensation => {
-                let (_, last) = condensation_widths(original, self.target_ratio, 4)?;
+                let (_, last) = condensation_widths(original, self.target_ratio, MIN_WIDTH)?;
                 let first = set_widths(spec);
                 Ok((1..=self.rounds)
                     .map(|r| {
@@ -157,6 +160,34 @@ impl CifarConfig {
         }
         Ok(strategy)
     }
+}
+
+/// What `cifar10 inspect` prints: the network's parameters and reducible widths, the uniform
+/// allocation of `ratio`, and with a trained run directory `original_from` (its `original`
+/// weights) the condensation allocation and its threshold.
+pub fn inspect(downsampling: Downsampling, ratio: f64, original_from: Option<&Path>) -> Result<String> {
+    let spec = MobileNetV2Spec::torchvision(10, downsampling);
+    let percent = 100.0 * ratio;
+    let f = fraction_for_ratio(&spec, ratio, MIN_WIDTH);
+    let uniform = scaled(&spec, f, MIN_WIDTH);
+    let mut text = format!(
+        "parameters: {}\nreducible widths (blocks 1-17, head): {:?}\n\
+         uniform allocation at {percent:.1} %: fraction {f:.4} -> {} parameters, widths {:?}\n",
+        spec.parameter_count(),
+        set_widths(&spec),
+        uniform.parameter_count(),
+        set_widths(&uniform)
+    );
+    if let Some(dir) = original_from {
+        let (params, _) = load(&dir.join("original"))?;
+        let net = Network { spec, params };
+        let (tau, widths) = condensation_widths(&net, ratio, MIN_WIDTH)?;
+        text += &format!(
+            "condensation allocation at {percent:.1} %: threshold {tau:.4} -> {} parameters, widths {widths:?}\n",
+            with_set_widths(&net.spec, &widths)?.parameter_count()
+        );
+    }
+    Ok(text)
 }
 
 /// Training and evaluation images.
@@ -851,6 +882,28 @@ mod tests {
             flip_tta: false,
             seed: 0,
         }
+    }
+
+    #[test]
+    fn inspect_adds_the_condensation_allocation_of_a_trained_original() {
+        let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+        let dir = std::env::temp_dir().join(format!("vision-inspect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        save(&dir.join("original"), &spec.init(0).unwrap(), &serde_json::json!({})).unwrap();
+        let plain = inspect(Downsampling::Torchvision, 0.2, None).unwrap();
+        assert!(
+            plain.contains("parameters: 2236682") && plain.contains("uniform allocation at 20.0 %"),
+            "{plain}"
+        );
+        assert!(!plain.contains("condensation"), "{plain}");
+        let full = inspect(Downsampling::Torchvision, 0.2, Some(&dir)).unwrap();
+        assert!(
+            full.starts_with(&plain) && full.contains("condensation allocation at 20.0 %: threshold"),
+            "{full}"
+        );
+        let missing = inspect(Downsampling::Torchvision, 0.2, Some(&dir.join("none"))).unwrap_err();
+        assert!(missing.to_string().contains("none"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

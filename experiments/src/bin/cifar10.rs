@@ -6,18 +6,16 @@
 
 #![deny(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
-use experiments::args::PrecisionArg;
+use clap::{Parser, Subcommand};
+use experiments::args::{AllocationArg, DownsamplingArg, MergeArg, PrecisionArg};
 use experiments::progress::BarObserver;
 use experiments::BUILD_REVISION;
-use vision::pipeline::{self, CifarConfig, MergeVariant, WidthAllocation};
-use vision::reduction::{condensation_widths, fraction_for_ratio, scaled, set_widths, with_set_widths, Network};
-use vision::training::load;
-use vision::{DistillationSettings, Downsampling, MobileNetV2Spec, SgdRecipe};
+use vision::pipeline::{self, CifarConfig};
+use vision::{DistillationSettings, SgdRecipe};
 
 #[derive(Parser)]
 #[command(
@@ -196,15 +194,9 @@ impl RunArgs {
             ),
             target_ratio: self.target_ratio,
             rounds: self.rounds,
-            allocation: match self.allocation {
-                AllocationArg::Uniform => WidthAllocation::Uniform,
-                AllocationArg::Condensation => WidthAllocation::Condensation,
-            },
+            allocation: self.allocation.into(),
             final_retrain_epochs: self.final_retrain_epochs,
-            merge: match self.merge {
-                MergeArg::Paper => MergeVariant::Paper,
-                MergeArg::Refit => MergeVariant::Refit,
-            },
+            merge: self.merge.into(),
             refit_images: self.refit_images,
             refit_ridge: self.refit_ridge,
             pruned: self.pruned,
@@ -212,40 +204,6 @@ impl RunArgs {
             from_scratch: self.from_scratch,
             flip_tta: self.flip_tta,
             seed: self.seed,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum AllocationArg {
-    /// Every set keeps the same fraction of its channels.
-    Uniform,
-    /// Every set keeps its condensation groups at one cosine threshold shared by all sets,
-    /// chosen to meet the target: sets whose channels point the same way shrink most.
-    Condensation,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum MergeArg {
-    /// The paper's rule: keep one input kernel, sum the next layer's input slices.
-    Paper,
-    /// The paper's rule, then a least-squares refit of every consumer on calibration images.
-    Refit,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DownsamplingArg {
-    /// torchvision strides: 32x32 ends at 1x1 (cheap).
-    Torchvision,
-    /// CIFAR strides: stem and first stage stride 1, 32x32 ends at 4x4 (~15x the compute).
-    Cifar,
-}
-
-impl From<DownsamplingArg> for Downsampling {
-    fn from(d: DownsamplingArg) -> Self {
-        match d {
-            DownsamplingArg::Torchvision => Downsampling::Torchvision,
-            DownsamplingArg::Cifar => Downsampling::Cifar,
         }
     }
 }
@@ -266,36 +224,14 @@ fn real_main() -> Result<()> {
             downsampling,
             target_ratio,
             original_from,
-        } => inspect(downsampling.into(), target_ratio, original_from.as_deref()),
+        } => {
+            let text = pipeline::inspect(downsampling.into(), target_ratio, original_from.as_deref())
+                .context("inspecting the network")?;
+            print!("{text}");
+            Ok(())
+        }
         Command::Run(args) => run(&args),
     }
-}
-
-fn inspect(downsampling: Downsampling, ratio: f64, original_from: Option<&Path>) -> Result<()> {
-    let spec = MobileNetV2Spec::torchvision(10, downsampling);
-    println!("parameters: {}", spec.parameter_count());
-    println!("reducible widths (blocks 1-17, head): {:?}", set_widths(&spec));
-    let f = fraction_for_ratio(&spec, ratio, 4);
-    let uniform = scaled(&spec, f, 4);
-    println!(
-        "uniform allocation at {:.1} %: fraction {f:.4} -> {} parameters, widths {:?}",
-        100.0 * ratio,
-        uniform.parameter_count(),
-        set_widths(&uniform)
-    );
-    if let Some(dir) = original_from {
-        let stem = dir.join("original");
-        let (params, _) = load(&stem).with_context(|| format!("reading {}", stem.display()))?;
-        let net = Network { spec, params };
-        let (tau, widths) =
-            condensation_widths(&net, ratio, 4).with_context(|| format!("allocating {}", stem.display()))?;
-        println!(
-            "condensation allocation at {:.1} %: threshold {tau:.4} -> {} parameters, widths {widths:?}",
-            100.0 * ratio,
-            with_set_widths(&net.spec, &widths)?.parameter_count()
-        );
-    }
-    Ok(())
 }
 
 fn run(args: &RunArgs) -> Result<()> {
