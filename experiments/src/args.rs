@@ -39,6 +39,27 @@ impl From<AllocationArg> for vision::WidthAllocation {
     }
 }
 
+/// `cifar10 --grouping`: which channels a round keeps and which merge into them.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GroupingArg {
+    /// Cluster the channels by cosine to the round's width; each cluster keeps its member of
+    /// largest norm.
+    Agglomerative,
+    /// Keep the channels of largest magnitude score (those pruning keeps); every other
+    /// channel merges into the kept one it is most aligned with, or is dropped when aligned
+    /// with none.
+    Anchored,
+}
+
+impl From<GroupingArg> for vision::Grouping {
+    fn from(g: GroupingArg) -> Self {
+        match g {
+            GroupingArg::Agglomerative => vision::Grouping::Agglomerative,
+            GroupingArg::Anchored => vision::Grouping::Anchored,
+        }
+    }
+}
+
 /// `cifar10 --merge`: how merged channels are combined.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum MergeArg {

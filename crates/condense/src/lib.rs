@@ -71,10 +71,10 @@ pub use error::{CondenseError, Result};
 pub use network::{embedding, Activation, DenseLayer, FastMlp, Init, Mlp, MlpSpec};
 pub use progress::{Observer, Silent};
 pub use reduction::{
-    cosine_similarity, feature_norms, group_by_threshold, group_to_width, layer_similarity, magnitude_scores,
-    merge_layer, neuron_features, prune_groups, reduce, refit_next_layer, ridge_least_squares, CondenseOptions,
-    InputMerge, LayerOutcome, LayerRule, Linkage, MergeOptions, NeuronGroup, NormalEquations, OutputMerge,
-    RefitOptions, SimilarityKind, SimilarityMatrix, SimilarityStats,
+    cosine_similarity, feature_norms, group_around_anchors, group_by_threshold, group_to_width, layer_similarity,
+    magnitude_scores, merge_layer, neuron_features, prune_groups, reduce, refit_next_layer, ridge_least_squares,
+    CondenseOptions, InputMerge, LayerOutcome, LayerRule, Linkage, MergeOptions, NeuronGroup, NormalEquations,
+    OutputMerge, RefitOptions, SimilarityKind, SimilarityMatrix, SimilarityStats,
 };
 pub use strategy::{
     compare_at_widths, run, AutoCriterion, AutomaticOptions, BaselineOptions, EqualBudget, ManualStep, Reducible,

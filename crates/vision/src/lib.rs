@@ -29,6 +29,6 @@ pub mod training;
 pub use cifar::Cifar10;
 pub use error::{Result, VisionError};
 pub use mobilenet::{BlockSpec, Downsampling, MobileNetV2, MobileNetV2Spec};
-pub use pipeline::{CifarConfig, CifarReport, MergeVariant, WidthAllocation};
+pub use pipeline::{CifarConfig, CifarReport, Grouping, MergeVariant, WidthAllocation};
 pub use reduction::{channel_sets, reduce, Network};
 pub use training::{DistillationSettings, ImageTraining, SgdRecipe, Teacher};

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use condense::{
-    compare_at_widths, BaselineOptions, Checkpointing, CondenseOptions, EqualBudget, LayerOutcome, Linkage, Observer,
-    ReductionReport, RefitOptions, Retrainer, Retraining, StepProgress, Strategy, TrainHistory, VariantKind,
+    compare_at_widths, BaselineOptions, Checkpointing, CondenseOptions, EqualBudget, LayerOutcome, LayerRule, Linkage,
+    Observer, ReductionReport, RefitOptions, Retrainer, Retraining, StepProgress, Strategy, TrainHistory, VariantKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,20 @@ pub enum WidthAllocation {
     Condensation,
 }
 
+/// Which channels of a set survive a round and which merge into them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    /// Agglomerative clustering on cosine distance to the round's widths; each cluster keeps
+    /// its member of largest norm ([`condense::group_to_width`]).
+    #[default]
+    Agglomerative,
+    /// The channels of largest magnitude score are kept, every other one merges into the kept
+    /// channel it is most aligned with, or is dropped when aligned with none
+    /// ([`condense::group_around_anchors`]).
+    Anchored,
+}
+
 /// Settings of a CIFAR-10 run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CifarConfig {
@@ -65,6 +79,9 @@ pub struct CifarConfig {
     /// How the final widths spread the target over the channel sets.
     #[serde(default)]
     pub allocation: WidthAllocation,
+    /// How a round groups the channels of a set.
+    #[serde(default)]
+    pub grouping: Grouping,
     /// Retraining epochs of the last round, which delivers the condensed network (none: the
     /// retraining's epochs, as every other round). The baselines' budget counts them.
     #[serde(default)]
@@ -153,6 +170,13 @@ impl CifarConfig {
     /// retraining's epochs, the last for `final_retrain_epochs` when given.
     pub fn strategy(&self, original: &Network) -> Result<Strategy> {
         let mut strategy = Strategy::widths_schedule(&self.schedule(original)?, self.retrain.train.epochs);
+        if let (Strategy::Manual { steps }, Grouping::Anchored) = (&mut strategy, self.grouping) {
+            for rule in steps.iter_mut().flat_map(|s| s.rules.iter_mut()) {
+                if let LayerRule::Width { width } = *rule {
+                    *rule = LayerRule::Anchored { width };
+                }
+            }
+        }
         if let (Strategy::Manual { steps }, Some(epochs)) = (&mut strategy, self.final_retrain_epochs) {
             if let Some(last) = steps.last_mut() {
                 last.retrain_epochs = epochs;
@@ -872,6 +896,7 @@ mod tests {
             target_ratio: 0.2,
             rounds,
             allocation,
+            grouping: Grouping::Agglomerative,
             final_retrain_epochs: None,
             merge: MergeVariant::Paper,
             refit_images: 16,
@@ -929,5 +954,29 @@ mod tests {
         assert_ne!(uniform[2], last);
         let p = with_set_widths(&spec, &uniform[2]).unwrap().parameter_count() as f64;
         assert!(p <= 0.2 * spec.parameter_count() as f64);
+    }
+
+    #[test]
+    fn anchored_grouping_asks_every_round_for_anchors_at_the_schedule_widths() {
+        let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
+        let net = Network {
+            params: spec.init(0).unwrap(),
+            spec,
+        };
+        let mut c = config(WidthAllocation::Uniform, 2);
+        let widths = |s: &Strategy| match s {
+            Strategy::Manual { steps } => steps.iter().map(|s| s.rules.clone()).collect::<Vec<_>>(),
+            Strategy::Automatic(_) => panic!("manual expected"),
+        };
+        let clustered = widths(&c.strategy(&net).unwrap());
+        c.grouping = Grouping::Anchored;
+        let anchored = widths(&c.strategy(&net).unwrap());
+        assert_eq!(anchored.len(), 2);
+        for (a, b) in anchored.iter().flatten().zip(clustered.iter().flatten()) {
+            match (a, b) {
+                (LayerRule::Anchored { width: x }, LayerRule::Width { width: y }) => assert_eq!(x, y),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -14,8 +14,8 @@
 
 use candle_core::Tensor;
 use condense::{
-    cosine_similarity, feature_norms, fold_batch_norm, group_by_threshold, group_to_width, BatchNormParams, ChannelSet,
-    CondenseOptions, LayerOutcome, LayerRule, NeuronGroup, Params, Reducible, Slot,
+    cosine_similarity, feature_norms, fold_batch_norm, group_around_anchors, group_by_threshold, group_to_width,
+    BatchNormParams, ChannelSet, CondenseOptions, LayerOutcome, LayerRule, NeuronGroup, Params, Reducible, Slot,
 };
 
 use crate::error::{Result, VisionError};
@@ -202,6 +202,12 @@ pub fn reduce(
         let groups: Option<Vec<NeuronGroup>> = match *rule {
             LayerRule::Keep => None,
             LayerRule::Prune { width: w } => Some(set.prune_groups(&current, w.min(width))?),
+            LayerRule::Anchored { width: w } => Some(group_around_anchors(
+                &sim,
+                &set.magnitude_scores(&current)?,
+                w.min(width),
+                guard,
+            )?),
             LayerRule::Width { width: w } if w >= width => None,
             LayerRule::Width { width: w } => Some(group_to_width(&sim, &norms, w, options.linkage, guard, s)?),
             LayerRule::Threshold { tau } => Some(group_by_threshold(&sim, &norms, tau, guard)?),

@@ -90,6 +90,21 @@ fn merging_duplicated_channels_recovers_the_outputs() {
         let rules: Vec<LayerRule> = halves.iter().map(|&w| LayerRule::Prune { width: w }).collect();
         let (small3, _) = net.reduce(&rules, &options(), None).unwrap();
         assert!(max_abs_diff(&before, &logits(&small3, &x)) > 1e-3 * scale.max(1.0));
+
+        // Anchored grouping keeps the channels pruning keeps (same producers) and merges the
+        // dropped ones into them (different consumers).
+        let rules: Vec<LayerRule> = halves.iter().map(|&w| LayerRule::Anchored { width: w }).collect();
+        let (small4, _) = net.reduce(&rules, &options(), None).unwrap();
+        assert_eq!(small4.spec, small3.spec);
+        for set in channel_sets(&spec).unwrap() {
+            for slot in &set.producers {
+                let d = max_abs_diff(&small3.params[&slot.name], &small4.params[&slot.name]);
+                assert_eq!(d, 0.0, "{}", slot.name);
+            }
+            for slot in &set.consumers {
+                assert!(max_abs_diff(&small3.params[&slot.name], &small4.params[&slot.name]) > 0.0);
+            }
+        }
     }
 }
 

@@ -52,6 +52,7 @@ fn config() -> CifarConfig {
         target_ratio: 0.3,
         rounds: 2,
         allocation: vision::WidthAllocation::Uniform,
+        grouping: vision::Grouping::Agglomerative,
         final_retrain_epochs: Some(2),
         merge: MergeVariant::Refit,
         refit_images: 16,

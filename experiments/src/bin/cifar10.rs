@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use experiments::args::{AllocationArg, DownsamplingArg, MergeArg, PrecisionArg};
+use experiments::args::{AllocationArg, DownsamplingArg, GroupingArg, MergeArg, PrecisionArg};
 use experiments::progress::BarObserver;
 use experiments::BUILD_REVISION;
 use vision::pipeline::{self, CifarConfig};
@@ -108,6 +108,11 @@ struct RunArgs {
     /// use the same final widths).
     #[arg(long, value_enum, default_value_t = AllocationArg::Uniform)]
     allocation: AllocationArg,
+    /// Which channels a round keeps: `agglomerative` clusters by cosine (each cluster keeps
+    /// its largest member); `anchored` keeps the channels pruning would keep and merges the
+    /// others into the one each is most aligned with.
+    #[arg(long, value_enum, default_value_t = GroupingArg::Agglomerative)]
+    grouping: GroupingArg,
     /// How merged channels are combined: `paper` sums the consumers' input slices; `refit`
     /// then refits every consumer by least squares on calibration images (data-aware).
     #[arg(long, value_enum, default_value_t = MergeArg::Paper)]
@@ -195,6 +200,7 @@ impl RunArgs {
             target_ratio: self.target_ratio,
             rounds: self.rounds,
             allocation: self.allocation.into(),
+            grouping: self.grouping.into(),
             final_retrain_epochs: self.final_retrain_epochs,
             merge: self.merge.into(),
             refit_images: self.refit_images,

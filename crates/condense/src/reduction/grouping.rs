@@ -5,11 +5,17 @@
 //!   representative and absorb every unassigned neuron whose cosine with it is `>= tau`.
 //! - [`group_to_width`]: agglomerative clustering on cosine distance `1 - cos` (complete or
 //!   average linkage, nearest-neighbour-chain algorithm, `O(n^2)`), cut at a target width.
+//! - [`group_around_anchors`]: the `width` most important neurons (magnitude score) are the
+//!   representatives, and every other neuron joins the one it is most aligned with. Clustering
+//!   alone keeps outliers (often small, unimportant neurons) as singletons and piles the
+//!   important ones into a few large groups; anchoring keeps what pruning keeps and merges
+//!   what pruning drops.
 //!
-//! Both obey an anti-alignment guard: no two members of a group have a cosine below
-//! `min_pair_cosine` (default 0), so opposite neurons are never merged.
-//! Groups are returned sorted by representative index; members are sorted, and every neuron of
-//! the layer is in exactly one group.
+//! All obey an anti-alignment guard: no member of a group has a cosine below
+//! `min_pair_cosine` (default 0) with the representative (the first two: with any member), so
+//! opposite neurons are never merged. Groups are returned sorted by representative index;
+//! members are sorted. The first two put every neuron in exactly one group; anchoring drops
+//! the neurons aligned with no anchor.
 
 use serde::{Deserialize, Serialize};
 
@@ -170,6 +176,51 @@ fn groups_from_roots(sets: &mut DisjointSets, norms: &[f32]) -> Vec<NeuronGroup>
         .collect();
     groups.sort_by_key(|g| g.representative);
     groups
+}
+
+/// Groups of one layer around its `width` neurons of largest `scores` (ties by index).
+///
+/// Every other neuron joins the anchor of largest cosine when that cosine is positive and
+/// `>= min_pair_cosine`; the others are dropped (as magnitude pruning drops them). With
+/// `scores` the magnitude scores, the representatives are exactly the neurons pruning keeps.
+pub fn group_around_anchors(
+    sim: &SimilarityMatrix,
+    scores: &[f32],
+    width: usize,
+    min_pair_cosine: f32,
+) -> Result<Vec<NeuronGroup>> {
+    let n = sim.len();
+    if scores.len() != n {
+        return Err(CondenseError::shape(
+            "group_around_anchors",
+            format!("{n} scores"),
+            scores.len(),
+        ));
+    }
+    if width == 0 || width > n {
+        return Err(CondenseError::option(
+            "anchor width",
+            format!("must lie in 1..={n}, got {width}"),
+        ));
+    }
+    let mut anchors = by_norm_descending(scores);
+    anchors.truncate(width);
+    anchors.sort_unstable();
+    let mut groups: Vec<NeuronGroup> = anchors.iter().map(|&k| NeuronGroup::single(k)).collect();
+    let mut is_anchor = vec![false; n];
+    anchors.iter().for_each(|&k| is_anchor[k] = true);
+    for j in (0..n).filter(|&j| !is_anchor[j]) {
+        let best = (0..width)
+            .map(|g| (g, sim.get(j, anchors[g])))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        if let Some((g, cos)) = best {
+            if cos > 0.0 && cos >= min_pair_cosine {
+                groups[g].members.push(j);
+            }
+        }
+    }
+    groups.iter_mut().for_each(|g| g.members.sort_unstable());
+    Ok(groups)
 }
 
 /// One agglomeration: the clusters holding neurons `a` and `b` joined at `distance`.
@@ -377,6 +428,39 @@ mod tests {
         }
         // Without the guard all three join.
         assert_eq!(group_by_threshold(&sim, &norms, 0.4, -1.0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn anchors_are_the_most_important_and_absorb_their_aligned_neurons() {
+        // 0 and 1 are aligned, 2 is orthogonal to both, 3 points against 0, 4 is a small
+        // outlier: clustering to two groups would keep it, anchoring drops or merges it.
+        let v = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0], [0.3, -1.0]];
+        let sim = sim_from_vectors(&v);
+        let scores = [5.0, 1.0, 4.0, 0.5, 0.1];
+        let g = group_around_anchors(&sim, &scores, 2, -1.0).unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(
+            g[0],
+            NeuronGroup {
+                representative: 0,
+                members: vec![0, 1, 4]
+            }
+        );
+        assert_eq!(
+            g[1],
+            NeuronGroup {
+                representative: 2,
+                members: vec![2]
+            },
+            "anti-aligned 3 is dropped"
+        );
+        // A stricter guard keeps 4 (cosine 0.29 with anchor 0) out.
+        let g = group_around_anchors(&sim, &scores, 2, 0.5).unwrap();
+        assert_eq!(g[0].members, vec![0, 1]);
+        // The representatives are what pruning keeps; every width up to the layer works.
+        assert_eq!(group_around_anchors(&sim, &scores, 5, 0.0).unwrap().len(), 5);
+        assert!(group_around_anchors(&sim, &scores, 0, 0.0).is_err());
+        assert!(group_around_anchors(&sim, &scores[..4], 2, 0.0).is_err());
     }
 
     #[test]

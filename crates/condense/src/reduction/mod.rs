@@ -17,7 +17,7 @@ pub mod prune;
 pub mod refit;
 pub mod similarity;
 
-pub use grouping::{group_by_threshold, group_to_width, validate_groups, Linkage, NeuronGroup};
+pub use grouping::{group_around_anchors, group_by_threshold, group_to_width, validate_groups, Linkage, NeuronGroup};
 pub use merge::{merge_layer, InputMerge, MergeOptions, OutputMerge};
 pub use pass::{reduce, CondenseOptions, LayerOutcome, LayerRule};
 pub use prune::{magnitude_scores, prune_groups};

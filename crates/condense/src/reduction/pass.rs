@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CondenseError, Result};
 use crate::network::mlp::Mlp;
-use crate::reduction::grouping::{group_by_threshold, group_to_width, Linkage, NeuronGroup};
+use crate::reduction::grouping::{group_around_anchors, group_by_threshold, group_to_width, Linkage, NeuronGroup};
 use crate::reduction::merge::{merge_layer, MergeOptions};
-use crate::reduction::prune::prune_groups;
+use crate::reduction::prune::{magnitude_scores, prune_groups};
 use crate::reduction::refit::{refit_next_layer, RefitOptions};
 use crate::reduction::similarity::{feature_norms, layer_similarity, neuron_features, SimilarityKind, SimilarityStats};
 
@@ -30,6 +30,12 @@ pub enum LayerRule {
     /// Agglomerative grouping down to `width` neurons.
     Width {
         /// Target number of neurons.
+        width: usize,
+    },
+    /// Grouping around the `width` neurons of largest magnitude score
+    /// ([`group_around_anchors`]): they are kept, the others merge into them or are dropped.
+    Anchored {
+        /// Number of neurons kept.
         width: usize,
     },
     /// Magnitude pruning down to `width` neurons (baseline).
@@ -128,6 +134,12 @@ pub fn reduce(
             LayerRule::Width { width } => {
                 group_to_width(&sim, &norms, width, options.linkage, options.min_pair_cosine, layer)?
             }
+            LayerRule::Anchored { width } => group_around_anchors(
+                &sim,
+                &magnitude_scores(&current, layer)?,
+                width.min(width_before),
+                options.min_pair_cosine,
+            )?,
             LayerRule::Prune { width } => prune_groups(&current, layer, width.min(width_before))?,
         };
         let changed = groups.len() != width_before;

@@ -220,6 +220,13 @@ pub fn describe(rules: &[LayerRule]) -> String {
                 _ => None,
             })
         ),
+        Some(LayerRule::Anchored { .. }) => format!(
+            "anchored {:?}",
+            widths(|r| match r {
+                LayerRule::Anchored { width } => Some(*width),
+                _ => None,
+            })
+        ),
         Some(LayerRule::Prune { .. }) => format!(
             "prune {:?}",
             widths(|r| match r {
