@@ -155,3 +155,32 @@ fn gelu_scaled_copies_are_only_approximately_mergeable() {
     assert!(wide_vs_merged > 1e-3, "and the scale-aware merge is not exact for GELU");
     assert!(wide_vs_merged < 1.0, "but it stays an approximation, not garbage");
 }
+
+#[test]
+fn anchored_grouping_keeps_what_pruning_keeps_and_merges_the_rest() {
+    // Every neuron split into three copies with random shares of its outgoing weights: the
+    // anchors are the copies of largest share, and the other copies merge back into an
+    // anchor of the same neuron (cosine 1) where there is one, so anchoring loses less of the
+    // function than pruning, which drops them.
+    let dev = Device::Cpu;
+    let small = Mlp::init(&[4, 12, 3], Activation::Relu, Init::Default, 2, &dev).unwrap();
+    let wide = split_neurons(&small, 0, 3, 5).unwrap();
+    let opts = CondenseOptions::default();
+    let (pruned, _) = reduce(&wide, &[LayerRule::Prune { width: 12 }], &opts, None).unwrap();
+    let (anchored, outcomes) = reduce(&wide, &[LayerRule::Anchored { width: 12 }], &opts, None).unwrap();
+    assert_eq!(anchored.hidden_widths(), vec![12]);
+    assert!(outcomes[0].largest_group > 1);
+    let w = |m: &Mlp, l: usize| m.layer(l).weight().to_vec2::<f32>().unwrap();
+    assert_eq!(w(&anchored, 0), w(&pruned, 0), "the kept input rows are pruning's");
+    assert_ne!(
+        w(&anchored, 1),
+        w(&pruned, 1),
+        "the dropped copies' outputs are merged in"
+    );
+    let x = inputs(256, 4, 6);
+    let y = small.forward(&x).unwrap();
+    let e_anchored = relative_error(&y, &anchored.forward(&x).unwrap());
+    let e_pruned = relative_error(&y, &pruned.forward(&x).unwrap());
+    println!("anchored {e_anchored:.2e}, pruned {e_pruned:.2e}");
+    assert!(e_anchored < 0.5 * e_pruned, "anchored {e_anchored}, pruned {e_pruned}");
+}
