@@ -166,17 +166,15 @@ impl CifarConfig {
         }
     }
 
-    /// The manual strategy through [`CifarConfig::schedule`]: every round retrained for the
-    /// retraining's epochs, the last for `final_retrain_epochs` when given.
+    /// The manual strategy through [`CifarConfig::schedule`], the channels grouped by
+    /// [`CifarConfig::grouping`]: every round retrained for the retraining's epochs, the last
+    /// for `final_retrain_epochs` when given.
     pub fn strategy(&self, original: &Network) -> Result<Strategy> {
-        let mut strategy = Strategy::widths_schedule(&self.schedule(original)?, self.retrain.train.epochs);
-        if let (Strategy::Manual { steps }, Grouping::Anchored) = (&mut strategy, self.grouping) {
-            for rule in steps.iter_mut().flat_map(|s| s.rules.iter_mut()) {
-                if let LayerRule::Width { width } = *rule {
-                    *rule = LayerRule::Anchored { width };
-                }
-            }
-        }
+        let rule: fn(usize) -> LayerRule = match self.grouping {
+            Grouping::Agglomerative => |width| LayerRule::Width { width },
+            Grouping::Anchored => |width| LayerRule::Anchored { width },
+        };
+        let mut strategy = Strategy::widths_schedule(&self.schedule(original)?, rule, self.retrain.train.epochs);
         if let (Strategy::Manual { steps }, Some(epochs)) = (&mut strategy, self.final_retrain_epochs) {
             if let Some(last) = steps.last_mut() {
                 last.retrain_epochs = epochs;

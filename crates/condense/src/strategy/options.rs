@@ -193,14 +193,15 @@ impl Strategy {
         }
     }
 
-    /// Passes to each of `schedule`'s width lists in turn (agglomerative), each followed by
-    /// `retrain_epochs` of retraining: a gradual manual reduction.
-    pub fn widths_schedule(schedule: &[Vec<usize>], retrain_epochs: usize) -> Self {
+    /// Passes to each of `schedule`'s width lists in turn, each width made a rule by `rule`
+    /// (`|width| LayerRule::Width { width }` for agglomerative grouping) and each pass followed
+    /// by `retrain_epochs` of retraining: a gradual manual reduction.
+    pub fn widths_schedule(schedule: &[Vec<usize>], rule: fn(usize) -> LayerRule, retrain_epochs: usize) -> Self {
         Strategy::Manual {
             steps: schedule
                 .iter()
                 .map(|widths| ManualStep {
-                    rules: widths.iter().map(|&width| LayerRule::Width { width }).collect(),
+                    rules: widths.iter().map(|&width| rule(width)).collect(),
                     retrain_epochs,
                 })
                 .collect(),
