@@ -208,6 +208,36 @@ pub fn flip_horizontal(x: &mut [f32], rows: usize, layout: Layout) {
     }
 }
 
+/// Cutout (DeVries & Taylor 2017) on a batch of `rows` normalized 32x32x3 images, in place:
+/// in each image a `side` x `side` square centred on a uniformly drawn pixel (clipped at
+/// the border, so near an edge less is cut) is set to 0, the mean colour in normalized
+/// space. The centres are drawn from an rng seeded by `seed`.
+pub fn cutout(x: &mut [f32], rows: usize, layout: Layout, side: usize, seed: u64) {
+    debug_assert_eq!(x.len(), rows * 3 * PLANE);
+    if side == 0 {
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let half = side as i32 / 2;
+    for image in x[..rows * 3 * PLANE].chunks_exact_mut(3 * PLANE) {
+        let cy = rng.random_range(0..SIDE as i32);
+        let cx = rng.random_range(0..SIDE as i32);
+        // The square [c - half, c - half + side) clipped to the image.
+        let span = |c: i32| (c - half).max(0) as usize..(c - half + side as i32).min(SIDE as i32) as usize;
+        for y in span(cy) {
+            for xx in span(cx) {
+                for c in 0..3 {
+                    let at = match layout {
+                        Layout::Nchw => c * PLANE + y * SIDE + xx,
+                        Layout::Nhwc => (y * SIDE + xx) * 3 + c,
+                    };
+                    image[at] = 0.0;
+                }
+            }
+        }
+    }
+}
+
 /// The order of a batch's pixel values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -283,6 +313,72 @@ mod tests {
             assert_ne!(f, x);
             flip_horizontal(&mut f, 2, layout);
             assert_eq!(f, x);
+        }
+    }
+
+    #[test]
+    fn cutout_blanks_one_clipped_square_per_image_and_is_seeded() {
+        let mut d = Cifar10::default();
+        for i in 0..8u8 {
+            d.labels.push(i);
+            // Every normalized value is far from 0, so the cut pixels are exactly the zeros.
+            d.pixels
+                .extend((0..3 * PLANE).map(|p| if (p + i as usize) % 2 == 0 { 0 } else { 255 }));
+        }
+        let rows: Vec<usize> = (0..8).collect();
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let (x, _) = d.pixels(&rows, None, layout).unwrap();
+            assert!(x.iter().all(|v| v.abs() > 0.1));
+            let mut a = x.clone();
+            cutout(&mut a, 8, layout, 16, 7);
+            let mut b = x.clone();
+            cutout(&mut b, 8, layout, 16, 7);
+            assert_eq!(a, b, "the same seed cuts the same squares");
+            let mut other = x.clone();
+            cutout(&mut other, 8, layout, 16, 8);
+            assert_ne!(a, other, "another seed cuts elsewhere");
+            let mut whole = x.clone();
+            cutout(&mut whole, 8, layout, 0, 7);
+            assert_eq!(whole, x, "side 0 cuts nothing");
+            for img in 0..8 {
+                let at = |c: usize, y: usize, xx: usize| {
+                    img * 3 * PLANE
+                        + match layout {
+                            Layout::Nchw => c * PLANE + y * SIDE + xx,
+                            Layout::Nhwc => (y * SIDE + xx) * 3 + c,
+                        }
+                };
+                // The cut pixels form one axis-aligned rectangle, equal in every channel,
+                // at most 16 on a side and at least 8 (the centre lies inside the image).
+                let cut: Vec<(usize, usize)> = (0..SIDE)
+                    .flat_map(|y| (0..SIDE).map(move |xx| (y, xx)))
+                    .filter(|&(y, xx)| a[at(0, y, xx)] == 0.0)
+                    .collect();
+                for &(y, xx) in &cut {
+                    assert!((0..3).all(|c| a[at(c, y, xx)] == 0.0));
+                }
+                let (y0, y1) = (
+                    cut.iter().map(|p| p.0).min().unwrap(),
+                    cut.iter().map(|p| p.0).max().unwrap(),
+                );
+                let (x0, x1) = (
+                    cut.iter().map(|p| p.1).min().unwrap(),
+                    cut.iter().map(|p| p.1).max().unwrap(),
+                );
+                let (h, w) = (y1 - y0 + 1, x1 - x0 + 1);
+                assert_eq!(cut.len(), h * w, "image {img}: a filled rectangle");
+                assert!((8..=16).contains(&h) && (8..=16).contains(&w), "image {img}: {h} x {w}");
+                // Outside the square nothing changed.
+                for c in 0..3 {
+                    for y in 0..SIDE {
+                        for xx in 0..SIDE {
+                            if !(y0..=y1).contains(&y) || !(x0..=x1).contains(&xx) {
+                                assert_eq!(a[at(c, y, xx)], x[at(c, y, xx)]);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -851,6 +851,8 @@ impl Retrainer<Network> for ImageTask<'_> {
         let params = spec.init(self.recipe.train.seed).map_err(into_condense)?;
         let mut config = self.recipe.clone();
         config.train.epochs = epochs;
+        // The retraining's cutout, so that the control sees the same augmentation.
+        config.cutout = self.retrain.cutout;
         self.fit(&Network { spec, params }, &config, VariantKind::FromScratch.key())
             .map_err(into_condense)
     }

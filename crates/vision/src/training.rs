@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::cifar::{flip_horizontal, Cifar10, Layout, SIDE};
+use crate::cifar::{cutout, flip_horizontal, Cifar10, Layout, SIDE};
 use crate::error::{into_condense, Result, VisionError};
 use crate::fast::FastMobileNet;
 use crate::mobilenet::MobileNetV2Spec;
@@ -38,6 +38,12 @@ pub struct ImageTraining {
     /// every class (files without it: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub label_smoothing: f64,
+    /// Cutout (DeVries & Taylor 2017): with `augment`, each training image has a square of
+    /// this side (pixels), centred uniformly in the image and clipped at its border, set to
+    /// the mean colour; the teacher of a distillation scores the same cut image. 0: none
+    /// (files without it).
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub cutout: usize,
     /// Knowledge distillation from a teacher network (the unreduced original when a reduced
     /// net is retrained); [`train`] then needs the teacher. Files without it: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +74,10 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
+}
+
 impl Default for ImageTraining {
     /// 10 epochs of 128 images, SGD (momentum 0.9, weight decay 4e-5) at 0.05 with 100
     /// warm-up steps and a cosine decay to 0, augmented.
@@ -93,6 +103,7 @@ impl Default for ImageTraining {
             },
             augment: true,
             label_smoothing: 0.0,
+            cutout: 0,
             distillation: None,
         }
     }
@@ -165,6 +176,15 @@ impl ImageTraining {
             return Err(VisionError::InvalidOption {
                 name: "label_smoothing",
                 message: format!("must lie in [0, 1), got {}", self.label_smoothing),
+            });
+        }
+        if self.cutout > SIDE {
+            return Err(VisionError::InvalidOption {
+                name: "cutout",
+                message: format!(
+                    "the square's side must be at most the image's {SIDE} pixels, got {}",
+                    self.cutout
+                ),
             });
         }
         if let Some(d) = self.distillation {
@@ -276,6 +296,8 @@ struct ImageLearner<'a> {
     data: &'a Cifar10,
     eval: Option<&'a Cifar10>,
     augment: bool,
+    /// Side of the cutout square (0: none).
+    cutout: usize,
     smoothing: f32,
     seed: u64,
     /// The teacher on the engine and how to distil from it.
@@ -324,6 +346,7 @@ impl<'a> ImageLearner<'a> {
             data,
             eval,
             augment: config.augment,
+            cutout: config.cutout,
             smoothing: config.label_smoothing as f32,
             seed: config.train.seed,
             teacher,
@@ -340,9 +363,12 @@ impl Learner for ImageLearner<'_> {
         let idx: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
         let step_seed = self.seed.wrapping_mul(1_000_003).wrapping_add(step as u64);
         let mut run = || -> Result<BatchStats> {
-            let (x, y) = self
+            let (mut x, y) = self
                 .data
                 .pixels(&idx, self.augment.then_some(step_seed), Layout::Nhwc)?;
+            if self.augment && self.cutout > 0 {
+                cutout(&mut x, idx.len(), Layout::Nhwc, self.cutout, step_seed ^ 0x0C07_C07E);
+            }
             let scores = match &mut self.teacher {
                 Some((teacher, _)) => Some(teacher.predict(&x, idx.len())?),
                 None => None,
