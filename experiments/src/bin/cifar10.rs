@@ -150,6 +150,10 @@ struct RunArgs {
     /// & Taylor use 16 on CIFAR-10). 0: none. The original's training is unchanged.
     #[arg(long, default_value_t = 0)]
     retrain_cutout: usize,
+    /// L2 weight decay of every retraining (reduced, pruned and control nets alike); default:
+    /// the original's `--weight-decay`. The from-scratch control keeps the original's.
+    #[arg(long)]
+    retrain_weight_decay: Option<f64>,
     /// Softmax temperature T of the distillation.
     #[arg(long, default_value_t = 4.0)]
     distill_temperature: f64,
@@ -188,6 +192,10 @@ impl RunArgs {
             label_smoothing: self.label_smoothing,
             precision: self.precision.into(),
         };
+        let retrain_recipe = SgdRecipe {
+            weight_decay: self.retrain_weight_decay.unwrap_or(self.weight_decay),
+            ..recipe
+        };
         let distillation = (self.distill_weight > 0.0).then_some(DistillationSettings {
             weight: self.distill_weight,
             temperature: self.distill_temperature,
@@ -197,7 +205,7 @@ impl RunArgs {
             original: recipe.training(self.epochs, self.learning_rate, self.warmup_steps, self.seed, None),
             retrain: ImageTraining {
                 cutout: self.retrain_cutout,
-                ..recipe.training(
+                ..retrain_recipe.training(
                     self.retrain_epochs,
                     self.retrain_learning_rate,
                     20,
