@@ -65,6 +65,8 @@ fn learns_and_resumes_exactly() {
         },
         augment: true,
         label_smoothing: 0.1,
+        // Cutout takes part in the exact resume below: its squares are seeded by the step.
+        cutout: 8,
         distillation: None,
     };
     let full = train(
