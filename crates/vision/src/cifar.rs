@@ -178,11 +178,7 @@ impl Cifar10 {
                         } else {
                             0.0
                         };
-                        let at = match layout {
-                            Layout::Nchw => c * PLANE + y * SIDE + xx,
-                            Layout::Nhwc => (y * SIDE + xx) * 3 + c,
-                        };
-                        dst[at] = v;
+                        dst[layout.offset(c, y, xx)] = v;
                     }
                 }
             }
@@ -227,11 +223,7 @@ pub fn cutout(x: &mut [f32], rows: usize, layout: Layout, side: usize, seed: u64
         for y in span(cy) {
             for xx in span(cx) {
                 for c in 0..3 {
-                    let at = match layout {
-                        Layout::Nchw => c * PLANE + y * SIDE + xx,
-                        Layout::Nhwc => (y * SIDE + xx) * 3 + c,
-                    };
-                    image[at] = 0.0;
+                    image[layout.offset(c, y, xx)] = 0.0;
                 }
             }
         }
@@ -245,6 +237,16 @@ pub enum Layout {
     Nchw,
     /// `(B, H, W, C)`, channels last: the convolution engine's.
     Nhwc,
+}
+
+impl Layout {
+    /// Where channel `c` of pixel (`y`, `x`) lies within one 32x32x3 image.
+    pub fn offset(self, c: usize, y: usize, x: usize) -> usize {
+        match self {
+            Layout::Nchw => c * PLANE + y * SIDE + x,
+            Layout::Nhwc => (y * SIDE + x) * 3 + c,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -297,10 +299,7 @@ mod tests {
             let (x, _) = d.pixels(&[0, 1], None, layout).unwrap();
             let mut f = x.clone();
             flip_horizontal(&mut f, 2, layout);
-            let at = |b: usize, c: usize, y: usize, xx: usize| match layout {
-                Layout::Nchw => b * 3 * PLANE + c * PLANE + y * SIDE + xx,
-                Layout::Nhwc => b * 3 * PLANE + (y * SIDE + xx) * 3 + c,
-            };
+            let at = |b: usize, c: usize, y: usize, xx: usize| b * 3 * PLANE + layout.offset(c, y, xx);
             for b in 0..2 {
                 for c in 0..3 {
                     for y in [0, 13, 31] {
@@ -341,13 +340,7 @@ mod tests {
             cutout(&mut whole, 8, layout, 0, 7);
             assert_eq!(whole, x, "side 0 cuts nothing");
             for img in 0..8 {
-                let at = |c: usize, y: usize, xx: usize| {
-                    img * 3 * PLANE
-                        + match layout {
-                            Layout::Nchw => c * PLANE + y * SIDE + xx,
-                            Layout::Nhwc => (y * SIDE + xx) * 3 + c,
-                        }
-                };
+                let at = |c: usize, y: usize, xx: usize| img * 3 * PLANE + layout.offset(c, y, xx);
                 // The cut pixels form one axis-aligned rectangle, equal in every channel,
                 // at most 16 on a side and at least 8 (the centre lies inside the image).
                 let cut: Vec<(usize, usize)> = (0..SIDE)

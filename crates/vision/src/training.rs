@@ -366,7 +366,7 @@ impl Learner for ImageLearner<'_> {
             let (mut x, y) = self
                 .data
                 .pixels(&idx, self.augment.then_some(step_seed), Layout::Nhwc)?;
-            if self.augment && self.cutout > 0 {
+            if self.augment {
                 cutout(&mut x, idx.len(), Layout::Nhwc, self.cutout, step_seed ^ 0x0C07_C07E);
             }
             let scores = match &mut self.teacher {
