@@ -64,6 +64,28 @@ impl FastMobileNet {
         Ok(self.net.predict(x, rows)?.to_vec())
     }
 
+    /// The node ids of the blocks' outputs (each block's project norm, with its residual sum
+    /// where the block has one): the residual stream, which a reduction leaves at the
+    /// original's widths.
+    pub fn block_outputs(&self) -> Vec<usize> {
+        self.net
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n, Node::Norm { relu6: false, .. }))
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+
+    /// The blocks' outputs ([`FastMobileNet::block_outputs`]) for the `rows` images of the
+    /// last pass, channels-last: the targets of feature hints.
+    pub fn block_activations(&self, rows: usize) -> Result<Vec<(usize, Vec<f32>)>> {
+        self.block_outputs()
+            .into_iter()
+            .map(|id| Ok((id, self.net.activation(id, rows)?)))
+            .collect()
+    }
+
     /// One training step (see [`ConvNet::step`]).
     #[allow(clippy::too_many_arguments)]
     pub fn step(

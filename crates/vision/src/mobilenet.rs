@@ -457,7 +457,26 @@ impl MobileNetV2 {
     /// Logits `(B, classes)` of images `(B, 3, H, W)`. In training mode BN uses (and
     /// updates) batch statistics and dropout draws its mask from `dropout_seed`.
     pub fn forward(&self, x: &Tensor, train: bool, dropout_seed: u64) -> Result<Tensor> {
-        let mut pooled = self.pooled_features(x, train, &mut |_, _| Ok(()))?;
+        self.classify(
+            self.pooled_features(x, train, &mut |_, _, _| Ok(()))?,
+            train,
+            dropout_seed,
+        )
+    }
+
+    /// [`MobileNetV2::forward`] with every block's output `(B, C, H, W)` (after its residual
+    /// sum, where it has one): the residual stream that feature hints compare.
+    pub fn forward_with_blocks(&self, x: &Tensor, train: bool, dropout_seed: u64) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        let pooled = self.pooled_features(x, train, &mut |_, _, out| {
+            blocks.push(out.clone());
+            Ok(())
+        })?;
+        Ok((self.classify(pooled, train, dropout_seed)?, blocks))
+    }
+
+    /// The class scores of pooled head features (dropout in training).
+    fn classify(&self, mut pooled: Tensor, train: bool, dropout_seed: u64) -> Result<Tensor> {
         if train && self.spec.dropout > 0.0 {
             pooled = dropout(&pooled, self.spec.dropout, dropout_seed)?;
         }
@@ -467,12 +486,13 @@ impl MobileNetV2 {
     }
 
     /// The pooled head features `(B, head)` (the classifier's input), calling
-    /// `on_hidden(block, y)` with every block's depthwise output (its project conv's input).
+    /// `on_block(block, y, out)` with every block's depthwise output `y` (its project conv's
+    /// input) and its output `out`.
     fn pooled_features(
         &self,
         x: &Tensor,
         train: bool,
-        on_hidden: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
+        on_block: &mut dyn FnMut(usize, &Tensor, &Tensor) -> Result<()>,
     ) -> Result<Tensor> {
         let mut x = self.stem.forward(x, train, true)?;
         for (i, b) in self.blocks.iter().enumerate() {
@@ -480,10 +500,10 @@ impl MobileNetV2 {
                 Some(e) => e.forward(&x, train, true)?,
                 None => x.clone(),
             };
-            y = b.depthwise.forward(&y, train, true)?;
-            on_hidden(i, &y)?;
-            y = b.project.forward(&y, train, false)?;
+            let hidden = b.depthwise.forward(&y, train, true)?;
+            y = b.project.forward(&hidden, train, false)?;
             x = if b.residual { (x + y)? } else { y };
+            on_block(i, &hidden, &x)?;
         }
         let x = self.head.forward(&x, train, true)?;
         Ok(x.mean(D::Minus1)?.mean(D::Minus1)?)
@@ -511,7 +531,7 @@ impl MobileNetV2 {
     /// Consumer inputs of every set, or of `only` that one.
     fn taps(&self, x: &Tensor, only: Option<usize>) -> Result<Vec<Tensor>> {
         let mut out = Vec::new();
-        let pooled = self.pooled_features(x, false, &mut |i, y| {
+        let pooled = self.pooled_features(x, false, &mut |i, y, _| {
             if only.is_none_or(|s| s == i) {
                 let (b, c, h, w) = y.dims4()?;
                 out.push(

@@ -15,7 +15,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use condense::training::{Evaluation, FitOptions, Learner, StepOutput};
 use condense::{Checkpointing, LossKind, Optimizer, Params, Schedule, StepProgress, TrainConfig, TrainHistory};
-use kernels::convnet::{BatchStats, ConvNetOptions, Distillation};
+use kernels::convnet::{BatchStats, ConvNetOptions, Distillation, Hints};
 use kernels::Update;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -59,6 +59,12 @@ pub struct DistillationSettings {
     pub weight: f64,
     /// Softmax temperature `T` (> 0).
     pub temperature: f64,
+    /// Weight of feature hints (Romero et al. 2015; >= 0, 0: none, files without it): the
+    /// loss gains `features * mean_b ||s_b - t_b||^2 / ||t_b||^2` over the blocks `b`, with
+    /// `s_b` and `t_b` the student's and the teacher's output of block `b` (the residual
+    /// stream, which a reduction leaves at the original's widths) on the same batch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub features: f64,
 }
 
 /// The network a student distils from (see [`DistillationSettings`]).
@@ -200,6 +206,12 @@ impl ImageTraining {
                     message: format!("must be positive and finite, got {}", d.temperature),
                 });
             }
+            if !(d.features >= 0.0 && d.features.is_finite()) {
+                return Err(VisionError::InvalidOption {
+                    name: "distillation.features",
+                    message: format!("must be non-negative and finite, got {}", d.features),
+                });
+            }
         }
         if self.train.dropout != 0.0 {
             return Err(VisionError::InvalidOption {
@@ -254,6 +266,9 @@ pub fn train(
                     ),
                 });
             }
+            if settings.features > 0.0 {
+                check_hint_shapes(spec, t.spec)?;
+            }
             Some((engine(t.spec, t.params, &config.train)?, settings))
         }
         (Some(_), None) => {
@@ -288,6 +303,27 @@ pub fn train(
         history: fitted.history,
         finished: fitted.finished,
     })
+}
+
+/// Checks that the student of `spec` has the teacher's block outputs (the same blocks with
+/// the same output widths and strides; the hidden widths and the stem may differ), which
+/// feature hints compare.
+fn check_hint_shapes(spec: &MobileNetV2Spec, teacher: &MobileNetV2Spec) -> Result<()> {
+    let same = spec.stem_stride == teacher.stem_stride
+        && spec.blocks.len() == teacher.blocks.len()
+        && spec
+            .blocks
+            .iter()
+            .zip(&teacher.blocks)
+            .all(|(s, t)| (s.output, s.stride, s.expand) == (t.output, t.stride, t.expand));
+    if same {
+        Ok(())
+    } else {
+        Err(VisionError::InvalidOption {
+            name: "distillation.features",
+            message: "feature hints need a student whose blocks output the teacher's shapes".into(),
+        })
+    }
 }
 
 /// A MobileNetV2 on the convolution engine with its images.
@@ -369,15 +405,27 @@ impl Learner for ImageLearner<'_> {
             if self.augment {
                 cutout(&mut x, idx.len(), Layout::Nhwc, self.cutout, step_seed ^ 0x0C07_C07E);
             }
-            let scores = match &mut self.teacher {
-                Some((teacher, _)) => Some(teacher.predict(&x, idx.len())?),
-                None => None,
+            let (scores, targets) = match &mut self.teacher {
+                Some((teacher, settings)) => {
+                    let scores = teacher.predict(&x, idx.len())?;
+                    let targets = if settings.features > 0.0 {
+                        teacher.block_activations(idx.len())?
+                    } else {
+                        Vec::new()
+                    };
+                    (Some(scores), targets)
+                }
+                None => (None, Vec::new()),
             };
             let distillation = match (&self.teacher, &scores) {
                 (Some((_, settings)), Some(logits)) => Some(Distillation {
                     logits,
                     temperature: settings.temperature as f32,
                     weight: settings.weight as f32,
+                    hints: (settings.features > 0.0).then_some(Hints {
+                        targets: &targets,
+                        weight: settings.features as f32,
+                    }),
                 }),
                 _ => None,
             };

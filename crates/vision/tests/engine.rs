@@ -5,7 +5,7 @@
 //! stay within a few percent and are not f32.
 
 use candle_core::{Device, Tensor, D};
-use kernels::convnet::{ConvNetOptions, Distillation};
+use kernels::convnet::{ConvNetOptions, Distillation, Hints};
 use kernels::Precision;
 use vision::cifar::{Cifar10, Layout, PLANE};
 use vision::fast::FastMobileNet;
@@ -69,18 +69,20 @@ type Named = (String, Vec<f32>);
 
 /// Candle's training pass: scores, loss and the gradient of every trainable parameter.
 fn candle_pass(net: &MobileNetV2, x: &Tensor, labels: &[u32]) -> (Vec<f32>, f64, Vec<Named>) {
-    candle_distilled(net, x, labels, None)
+    candle_distilled(net, x, labels, None, None)
 }
 
 /// [`candle_pass`] with the loss `(1 - w) CE + w T^2 KL(teacher || student)` when
-/// `teacher = (scores, T, w)`.
+/// `teacher = (scores, T, w)`, plus `beta mean_b ||s_b - t_b||^2 / ||t_b||^2` over the block
+/// outputs when `hints = (the teacher's block outputs, beta)`.
 fn candle_distilled(
     net: &MobileNetV2,
     x: &Tensor,
     labels: &[u32],
     teacher: Option<(&[f32], f64, f64)>,
+    hints: Option<(&[Tensor], f64)>,
 ) -> (Vec<f32>, f64, Vec<Named>) {
-    let logits = net.forward(x, true, 0).unwrap();
+    let (logits, blocks) = net.forward_with_blocks(x, true, 0).unwrap();
     let k = logits.dim(1).unwrap();
     let n = labels.len();
     let log_p = logits
@@ -108,6 +110,15 @@ fn candle_distilled(
         let (ls, lt) = (log_softmax(&logits), log_softmax(&t));
         let kl = (lt.exp().unwrap() * (lt - ls).unwrap()).unwrap().sum_all().unwrap();
         loss = ((loss * (1.0 - w)).unwrap() + (kl * (w * temp * temp / n as f64)).unwrap()).unwrap();
+    }
+    if let Some((targets, beta)) = hints {
+        for (s, t) in blocks.iter().zip(targets) {
+            let t = t.detach();
+            let error = (s - &t).unwrap().sqr().unwrap().sum_all().unwrap();
+            let energy = t.sqr().unwrap().sum_all().unwrap();
+            let term = ((error / energy).unwrap() * (beta / targets.len() as f64)).unwrap();
+            loss = (loss + term).unwrap();
+        }
     }
     let grads = loss.backward().unwrap();
     let data = net.varmap.data().lock().unwrap();
@@ -156,7 +167,7 @@ fn distillation_matches_candle() {
         .collect();
     let (temp, w) = (2.5, 0.7);
     let reference = MobileNetV2::new(&spec, &params).unwrap();
-    let (_, want_loss, want_grads) = candle_distilled(&reference, &x, &labels, Some((&scores, temp, w)));
+    let (_, want_loss, want_grads) = candle_distilled(&reference, &x, &labels, Some((&scores, temp, w)), None);
     let (_, plain_loss, _) = candle_pass(&MobileNetV2::new(&spec, &params).unwrap(), &x, &labels);
     assert!((want_loss - plain_loss).abs() > 1e-3 * plain_loss.abs());
 
@@ -165,6 +176,7 @@ fn distillation_matches_candle() {
         logits: &scores,
         temperature: temp as f32,
         weight: w as f32,
+        hints: None,
     };
     let stats = fast
         .engine()
@@ -193,6 +205,104 @@ fn distillation_matches_candle() {
     assert!(fast
         .engine()
         .gradients_with(&x_last, &labels, 6, SMOOTHING, 0, 0, Some(short))
+        .is_err());
+}
+
+/// Feature hints: the teacher's block outputs read off the engine are candle's, and the loss
+/// `CE + beta mean_b ||s_b - t_b||^2 / ||t_b||^2` and its gradients are candle's.
+#[test]
+fn feature_hints_match_candle() {
+    let spec = spec();
+    let params = spec.init(5).unwrap();
+    let teacher_params = spec.init(6).unwrap();
+    let data = images(6);
+    let idx: Vec<usize> = (0..6).collect();
+    let (x, labels) = data.batch(&idx, None, &Device::Cpu).unwrap();
+    let labels: Vec<u32> = labels.to_vec1().unwrap();
+    let (x_last, _) = data.pixels(&idx, None, Layout::Nhwc).unwrap();
+
+    let mut teacher = engine(&spec, &teacher_params, Precision::F32);
+    let scores = teacher.predict(&x_last, 6).unwrap();
+    let targets = teacher.block_activations(6).unwrap();
+    assert_eq!(targets.len(), spec.blocks.len());
+    // The engine's block outputs are candle's (evaluation mode), channels-last.
+    let candle_teacher = MobileNetV2::new(&spec, &teacher_params).unwrap();
+    let (_, blocks) = candle_teacher.forward_with_blocks(&x, false, 0).unwrap();
+    let channels_last = |t: &Tensor| -> Vec<f32> {
+        t.permute((0, 2, 3, 1))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    for ((_, got), want) in targets.iter().zip(&blocks) {
+        let e = relative(got, &channels_last(want));
+        assert!(e < 1e-4, "teacher block output off by {e:e}");
+    }
+
+    let beta = 0.8;
+    let reference = MobileNetV2::new(&spec, &params).unwrap();
+    let (_, want_loss, want_grads) = candle_distilled(&reference, &x, &labels, None, Some((&blocks, beta)));
+    let (_, ce, _) = candle_pass(&MobileNetV2::new(&spec, &params).unwrap(), &x, &labels);
+    assert!(
+        want_loss - ce > 1e-2 * ce,
+        "the hint term matters: {want_loss} against {ce}"
+    );
+
+    let mut fast = engine(&spec, &params, Precision::F32);
+    let hints = Hints {
+        targets: &targets,
+        weight: beta as f32,
+    };
+    let distillation = Distillation {
+        logits: &scores,
+        temperature: 1.0,
+        weight: 0.0,
+        hints: Some(hints),
+    };
+    let stats = fast
+        .engine()
+        .gradients_with(&x_last, &labels, 6, SMOOTHING, 0, 0, Some(distillation))
+        .unwrap();
+    assert!(
+        ((stats.loss - want_loss) / want_loss).abs() < 1e-5,
+        "loss {} against {want_loss}",
+        stats.loss
+    );
+    // The hints make most gradients large (a random teacher); a few BN scales whose gradient
+    // cancels to almost nothing keep an f32 rounding error that is small only against those.
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let largest = want_grads.iter().map(|(_, g)| norm(g)).fold(0.0, f64::max);
+    for ((name, e), (_, want)) in gradient_errors(&fast, &want_grads).into_iter().zip(&want_grads) {
+        assert!(
+            e < 1e-4 || e * norm(want) < 1e-5 * largest,
+            "gradient of {name} off by {e:e} (norm {:e}, largest {largest:e})",
+            norm(want)
+        );
+    }
+    // Bad targets are errors: a node that is not a norm, a target of the wrong size, a
+    // negative weight.
+    for bad in [
+        vec![(1, targets[0].1.clone())],
+        vec![(targets[0].0, targets[0].1[1..].to_vec())],
+    ] {
+        let d = Distillation {
+            hints: Some(Hints { targets: &bad, ..hints }),
+            ..distillation
+        };
+        assert!(fast
+            .engine()
+            .gradients_with(&x_last, &labels, 6, SMOOTHING, 0, 0, Some(d))
+            .is_err());
+    }
+    let d = Distillation {
+        hints: Some(Hints { weight: -1.0, ..hints }),
+        ..distillation
+    };
+    assert!(fast
+        .engine()
+        .gradients_with(&x_last, &labels, 6, SMOOTHING, 0, 0, Some(d))
         .is_err());
 }
 

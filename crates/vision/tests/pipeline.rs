@@ -44,6 +44,7 @@ fn config() -> CifarConfig {
     let distillation = Some(DistillationSettings {
         weight: 0.5,
         temperature: 4.0,
+        features: 0.5,
     });
     CifarConfig {
         downsampling: Downsampling::Torchvision,

@@ -204,6 +204,7 @@ fn distils_from_the_teacher() {
     distilled.distillation = Some(DistillationSettings {
         weight: 1.0,
         temperature: 2.0,
+        features: 0.0,
     });
     let t = Teacher {
         spec: &spec,
@@ -216,6 +217,19 @@ fn distils_from_the_teacher() {
     assert!(missing.err().unwrap().to_string().contains("distillation"));
     let unused = train(&spec, &teacher, &data, None, &config, Some(t), &none(), &mut |_| {});
     assert!(unused.err().unwrap().to_string().contains("teacher"));
+    // Feature hints need the teacher's block outputs in the student.
+    let mut hinted = distilled.clone();
+    hinted.distillation = distilled
+        .distillation
+        .map(|d| DistillationSettings { features: 1.0, ..d });
+    let mut shorter = spec.clone();
+    shorter.blocks.pop();
+    let other = Teacher {
+        spec: &shorter,
+        params: &teacher,
+    };
+    let mismatched = train(&spec, &teacher, &data, None, &hinted, Some(other), &none(), &mut |_| {});
+    assert!(mismatched.err().unwrap().to_string().contains("feature hints"));
 }
 
 /// `data` with every image mirrored left to right (bytes, before normalization).
@@ -282,6 +296,7 @@ fn the_sgd_recipe_with_default_settings_is_the_default_training() {
     let distillation = Some(DistillationSettings {
         weight: 0.5,
         temperature: 4.0,
+        features: 0.0,
     });
     let nesterov = SgdRecipe {
         nesterov: true,

@@ -157,6 +157,12 @@ struct RunArgs {
     /// Softmax temperature T of the distillation.
     #[arg(long, default_value_t = 4.0)]
     distill_temperature: f64,
+    /// Weight of feature hints from the original in every retraining: the loss gains this
+    /// times the mean over the blocks of ||student - original||^2 / ||original||^2 of the
+    /// block's output (the residual stream, at the original's widths in every reduced net) on
+    /// the same batch. 0: none. Works with or without --distill-weight.
+    #[arg(long, default_value_t = 0.0)]
+    distill_features: f64,
     /// Also prune the original to the condensed widths and retrain it with the same budget.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pruned: bool,
@@ -196,9 +202,10 @@ impl RunArgs {
             weight_decay: self.retrain_weight_decay.unwrap_or(self.weight_decay),
             ..recipe
         };
-        let distillation = (self.distill_weight > 0.0).then_some(DistillationSettings {
+        let distillation = (self.distill_weight > 0.0 || self.distill_features > 0.0).then_some(DistillationSettings {
             weight: self.distill_weight,
             temperature: self.distill_temperature,
+            features: self.distill_features,
         });
         CifarConfig {
             downsampling: self.downsampling.into(),

@@ -158,6 +158,21 @@ pub struct Distillation<'a> {
     pub temperature: f32,
     /// Weight of the distillation term, in `[0, 1]`.
     pub weight: f32,
+    /// Feature hints from the same teacher, added to the loss (none: scores only).
+    pub hints: Option<Hints<'a>>,
+}
+
+/// Feature hints (Romero et al. 2015): the teacher's activations at some of the network's
+/// [`Node::Norm`] outputs on the same batch. The loss gains `weight * mean_k ||s_k - t_k||^2 /
+/// ||t_k||^2` over the targets `k` (`s_k` the student's output of that node, `t_k` the
+/// teacher's): a relative squared error, so nodes of any scale and size count alike.
+#[derive(Clone, Copy, Debug)]
+pub struct Hints<'a> {
+    /// `(norm node id, the teacher's output of that node)`, channels-last `(rows, H, W, C)`
+    /// of the node's shape.
+    pub targets: &'a [(usize, Vec<f32>)],
+    /// Weight of the hint term (>= 0).
+    pub weight: f32,
 }
 
 /// The shape `(channels, height, width)` of a node's output.
@@ -200,6 +215,10 @@ struct Buffers {
     /// Per norm id: batch mean and inverse standard deviation.
     stats: Vec<(Vec<f32>, Vec<f32>)>,
     head: head::Head,
+    /// Per norm id: the hint loss's gradient of its output (see [`Hints`]), in use where
+    /// `hinted`.
+    hint: Vec<Vec<f32>>,
+    hinted: Vec<bool>,
 }
 
 impl Buffers {
@@ -413,6 +432,9 @@ impl ConvNet {
                     ),
                 ));
             }
+            if let Some(h) = t.hints {
+                self.check_hints(h, rows)?;
+            }
         }
         self.check_input(x, rows)?;
         let classes = self.classes();
@@ -429,7 +451,8 @@ impl ConvNet {
             ));
         }
         self.forward(x, rows, Some((seed, step)))?;
-        let stats = self.buffers.head.loss(labels, rows, smoothing, teacher);
+        let mut stats = self.buffers.head.loss(labels, rows, smoothing, teacher);
+        stats.loss += self.hint_gradients(teacher.and_then(|t| t.hints));
         self.backward(x, rows)?;
         Ok(stats)
     }
@@ -450,6 +473,87 @@ impl ConvNet {
         let stats = self.gradients_with(x, labels, rows, smoothing, seed, step, teacher)?;
         self.apply_update(lr);
         Ok(stats)
+    }
+
+    /// The output of node `id` (a [`Node::Norm`]: activations after ReLU6 or the residual
+    /// sum) for the `rows` images of the last pass, channels-last, as f32. This is what
+    /// [`Hints`] take from a teacher.
+    pub fn activation(&self, id: usize, rows: usize) -> Result<Vec<f32>> {
+        if !matches!(self.nodes.get(id.wrapping_sub(1)), Some(Node::Norm { .. })) {
+            return Err(invalid("activation", format!("node {id} is not a norm")));
+        }
+        let (c, h, w) = self.shapes[id];
+        let n = rows * c * h * w;
+        if rows == 0 || rows > self.buffers.rows {
+            return Err(invalid(
+                "activation",
+                format!("{rows} rows asked, the last pass ran {}", self.buffers.rows),
+            ));
+        }
+        Ok(self.buffers.out[id].to_f32(n))
+    }
+
+    /// Checks hint targets against the network and the batch.
+    fn check_hints(&self, hints: Hints, rows: usize) -> Result<()> {
+        if !(hints.weight >= 0.0 && hints.weight.is_finite()) {
+            return Err(invalid(
+                "hints",
+                format!("weight must be non-negative and finite, got {}", hints.weight),
+            ));
+        }
+        for (k, (id, target)) in hints.targets.iter().enumerate() {
+            if !matches!(self.nodes.get(id.wrapping_sub(1)), Some(Node::Norm { .. })) {
+                return Err(invalid("hints", format!("target {k}: node {id} is not a norm")));
+            }
+            if hints.targets[..k].iter().any(|(other, _)| other == id) {
+                return Err(invalid("hints", format!("target {k}: node {id} given twice")));
+            }
+            let (c, h, w) = self.shapes[*id];
+            if target.len() != rows * c * h * w || target.iter().any(|v| !v.is_finite()) {
+                return Err(KernelError::shape(
+                    "hint target",
+                    format!(
+                        "{} finite values for node {id} ({rows} x {h}x{w}x{c})",
+                        rows * c * h * w
+                    ),
+                    target.len(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The hint loss of the last forward pass, with its gradient of every target node's
+    /// output left in the hint buffers for the backward pass (none without hints).
+    fn hint_gradients(&mut self, hints: Option<Hints>) -> f64 {
+        let b = &mut self.buffers;
+        b.hinted.clear();
+        b.hinted.resize(self.nodes.len() + 1, false);
+        b.hint.resize(self.nodes.len() + 1, Vec::new());
+        let Some(hints) = hints.filter(|h| !h.targets.is_empty()) else {
+            return 0.0;
+        };
+        let scale = hints.weight as f64 / hints.targets.len() as f64;
+        let mut loss = 0.0;
+        for (id, target) in hints.targets {
+            let n = target.len();
+            let student = b.out[*id].to_f32(n);
+            let energy = target.iter().map(|&t| (t as f64).powi(2)).sum::<f64>().max(1e-30);
+            let error: f64 = student
+                .iter()
+                .zip(target)
+                .map(|(&s, &t)| ((s - t) as f64).powi(2))
+                .sum();
+            loss += scale * error / energy;
+            let g = &mut b.hint[*id];
+            g.resize(n, 0.0);
+            let factor = (2.0 * scale / energy) as f32;
+            for ((g, &s), &t) in g.iter_mut().zip(&student).zip(target) {
+                *g = factor * (s - t);
+            }
+            b.hinted[*id] = true;
+        }
+        loss
     }
 
     /// A training-mode forward pass without gradients: the running statistics move by the
@@ -699,7 +803,10 @@ impl ConvNet {
                     ..
                 } => {
                     let (c, h, w) = self.shapes[id];
-                    let sources = self.gradient_sources(id);
+                    let mut sources = self.gradient_sources(id);
+                    if self.buffers.hinted.get(id) == Some(&true) {
+                        sources.push(Source::Full(SourceBuffer::Hint(id)));
+                    }
                     let b = &mut self.buffers;
                     let mut grad = std::mem::take(&mut b.grad[id]);
                     let mut upstream = std::mem::take(&mut b.upstream[id]);
@@ -713,6 +820,7 @@ impl ConvNet {
                             Source::Full(n) => norm::GradSource::Full(match n {
                                 SourceBuffer::ConvInput(c) => b.grad[c].f32(),
                                 SourceBuffer::Upstream(r) => &b.upstream[r],
+                                SourceBuffer::Hint(r) => &b.hint[r],
                             }),
                             Source::Pooled => norm::GradSource::Pooled(b.head.pooled_gradient(), h * w),
                         })
@@ -813,6 +921,8 @@ enum SourceBuffer {
     ConvInput(usize),
     /// A residual reader's total upstream gradient.
     Upstream(usize),
+    /// The hint loss's gradient of a norm's output.
+    Hint(usize),
 }
 
 fn invalid(name: &'static str, message: String) -> KernelError {

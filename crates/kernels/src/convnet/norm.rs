@@ -68,6 +68,14 @@ impl Values {
         }
     }
 
+    /// The first `n` values as f32, converted from bf16 where stored so.
+    pub(super) fn to_f32(&self, n: usize) -> Vec<f32> {
+        match self {
+            Values::F32(v) => v[..n].to_vec(),
+            Values::Bf16(v) => v[..n].iter().map(|&b| b.get()).collect(),
+        }
+    }
+
     /// The f32 values, writable (empty for a bf16 tensor).
     pub(super) fn f32_mut(&mut self) -> &mut [f32] {
         match self {
