@@ -181,6 +181,11 @@ struct RunArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seed of the retrainings' batch order and augmentation only (default: --seed + 1), so
+    /// that a reused original (--original-from, trained with --seed) can be reduced again
+    /// with other retraining draws.
+    #[arg(long)]
+    retrain_seed: Option<u64>,
     /// Stop the training under way (the original, a round's retraining or a baseline) after
     /// this many steps in this invocation, with a checkpoint; running the same command again
     /// resumes it. Without the flag an interrupted run (killed, machine stopped) also resumes
@@ -216,7 +221,7 @@ impl RunArgs {
                     self.retrain_epochs,
                     self.retrain_learning_rate,
                     20,
-                    self.seed + 1,
+                    self.retrain_seed.unwrap_or(self.seed + 1),
                     distillation,
                 )
             },
