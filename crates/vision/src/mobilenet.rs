@@ -38,9 +38,12 @@ pub struct BlockSpec {
 }
 
 impl BlockSpec {
-    /// Whether the block adds its input to its output.
+    /// Whether the block adds its input to its output: stride 1 and equal widths, as in
+    /// torchvision. A block without expansion (the first, whose input is the stem's reducible
+    /// width and never its output's in torchvision's network) has none, so a stem reduced to
+    /// that block's output width does not add a residual sum the original lacks.
     pub fn residual(&self) -> bool {
-        self.stride == 1 && self.input == self.output
+        self.expand && self.stride == 1 && self.input == self.output
     }
 }
 

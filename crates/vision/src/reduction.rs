@@ -370,6 +370,21 @@ mod tests {
     use crate::mobilenet::Downsampling;
 
     #[test]
+    fn a_stem_cut_to_the_first_blocks_output_width_adds_no_residual_sum() {
+        for downsampling in [Downsampling::Cifar, Downsampling::Torchvision] {
+            let spec = MobileNetV2Spec::torchvision(10, downsampling);
+            let residuals: Vec<bool> = spec.blocks.iter().map(|b| b.residual()).collect();
+            let mut widths = set_widths(&spec);
+            widths[0] = spec.blocks[0].output;
+            let cut = with_set_widths(&spec, &widths).unwrap();
+            assert_eq!(cut.blocks[0].input, cut.blocks[0].output);
+            let after: Vec<bool> = cut.blocks.iter().map(|b| b.residual()).collect();
+            assert_eq!(after, residuals);
+            assert_eq!(residuals.iter().filter(|&&r| r).count(), 10);
+        }
+    }
+
+    #[test]
     fn sets_cover_every_block_and_the_head() {
         let spec = MobileNetV2Spec::torchvision(10, Downsampling::Torchvision);
         let p = spec.init(0).unwrap();
