@@ -147,17 +147,46 @@ fn engine(spec: &MobileNetV2Spec, params: &condense::Params, precision: Precisio
     FastMobileNet::new(spec, params, 32, options).unwrap()
 }
 
+/// A student and a teacher of the test network (different initializations) with a batch of six
+/// images, channels-first for candle and channels-last for the engine.
+struct Student {
+    spec: MobileNetV2Spec,
+    params: condense::Params,
+    teacher_params: condense::Params,
+    x: Tensor,
+    labels: Vec<u32>,
+    x_last: Vec<f32>,
+}
+
+impl Student {
+    fn new() -> Self {
+        let spec = spec();
+        let data = images(6);
+        let idx: Vec<usize> = (0..6).collect();
+        let (x, labels) = data.batch(&idx, None, &Device::Cpu).unwrap();
+        let (x_last, _) = data.pixels(&idx, None, Layout::Nhwc).unwrap();
+        Student {
+            params: spec.init(5).unwrap(),
+            teacher_params: spec.init(6).unwrap(),
+            spec,
+            x,
+            labels: labels.to_vec1().unwrap(),
+            x_last,
+        }
+    }
+}
+
 /// The distillation loss and its gradients follow candle's.
 #[test]
 fn distillation_matches_candle() {
-    let spec = spec();
-    let params = spec.init(5).unwrap();
-    let teacher_params = spec.init(6).unwrap();
-    let data = images(6);
-    let idx: Vec<usize> = (0..6).collect();
-    let (x, labels) = data.batch(&idx, None, &Device::Cpu).unwrap();
-    let labels: Vec<u32> = labels.to_vec1().unwrap();
-    let (x_last, _) = data.pixels(&idx, None, Layout::Nhwc).unwrap();
+    let Student {
+        spec,
+        params,
+        teacher_params,
+        x,
+        labels,
+        x_last,
+    } = Student::new();
     // A teacher with scores far from the student's, so the term matters.
     let scores: Vec<f32> = engine(&spec, &teacher_params, Precision::F32)
         .predict(&x_last, 6)
@@ -212,14 +241,14 @@ fn distillation_matches_candle() {
 /// `CE + beta mean_b ||s_b - t_b||^2 / ||t_b||^2` and its gradients are candle's.
 #[test]
 fn feature_hints_match_candle() {
-    let spec = spec();
-    let params = spec.init(5).unwrap();
-    let teacher_params = spec.init(6).unwrap();
-    let data = images(6);
-    let idx: Vec<usize> = (0..6).collect();
-    let (x, labels) = data.batch(&idx, None, &Device::Cpu).unwrap();
-    let labels: Vec<u32> = labels.to_vec1().unwrap();
-    let (x_last, _) = data.pixels(&idx, None, Layout::Nhwc).unwrap();
+    let Student {
+        spec,
+        params,
+        teacher_params,
+        x,
+        labels,
+        x_last,
+    } = Student::new();
 
     let mut teacher = engine(&spec, &teacher_params, Precision::F32);
     let scores = teacher.predict(&x_last, 6).unwrap();

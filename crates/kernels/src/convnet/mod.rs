@@ -537,7 +537,11 @@ impl ConvNet {
         let mut loss = 0.0;
         for (id, target) in hints.targets {
             let n = target.len();
-            let student = b.out[*id].to_f32(n);
+            // The student's output, borrowed where it is stored as f32 (no copy on the hot path).
+            let student: std::borrow::Cow<[f32]> = match &b.out[*id] {
+                norm::Values::F32(v) => std::borrow::Cow::Borrowed(&v[..n]),
+                bf16 => std::borrow::Cow::Owned(bf16.to_f32(n)),
+            };
             let energy = target.iter().map(|&t| (t as f64).powi(2)).sum::<f64>().max(1e-30);
             let error: f64 = student
                 .iter()
@@ -548,7 +552,7 @@ impl ConvNet {
             let g = &mut b.hint[*id];
             g.resize(n, 0.0);
             let factor = (2.0 * scale / energy) as f32;
-            for ((g, &s), &t) in g.iter_mut().zip(&student).zip(target) {
+            for ((g, &s), &t) in g.iter_mut().zip(student.iter()).zip(target) {
                 *g = factor * (s - t);
             }
             b.hinted[*id] = true;
