@@ -24,6 +24,7 @@ pub mod mobilenet;
 pub mod pipeline;
 pub mod reduction;
 pub mod refit;
+pub mod streams;
 pub mod training;
 
 pub use cifar::Cifar10;

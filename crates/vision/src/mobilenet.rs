@@ -167,8 +167,9 @@ impl MobileNetV2Spec {
             .sum()
     }
 
-    /// The same architecture with the reducible widths read from `params` (hidden widths
-    /// from the depthwise kernels, the head from its conv), checked against every shape.
+    /// The same architecture with the widths read from `params` (hidden widths from the
+    /// depthwise kernels, stream widths from the project convs, the head from its conv),
+    /// checked against every shape.
     pub fn with_widths_of(&self, params: &Params) -> Result<Self> {
         let mut spec = self.clone();
         let dim0 = |name: &str| -> Result<usize> {
@@ -178,13 +179,13 @@ impl MobileNetV2Spec {
                 .dim(0)
                 .map_err(Into::into)
         };
-        let stem = dim0("features.0.0.weight")?;
-        for i in 0..spec.blocks.len() {
-            let k = if spec.blocks[i].expand { 1 } else { 0 };
-            spec.blocks[i].hidden = dim0(&format!("features.{}.conv.{k}.0.weight", i + 1))?;
-        }
-        if let Some(b) = spec.blocks.first_mut() {
-            b.input = stem;
+        let mut input = dim0("features.0.0.weight")?;
+        for (i, b) in spec.blocks.iter_mut().enumerate() {
+            let k = if b.expand { 1 } else { 0 };
+            b.hidden = dim0(&format!("features.{}.conv.{k}.0.weight", i + 1))?;
+            b.input = input;
+            b.output = dim0(&format!("features.{}.conv.{}.weight", i + 1, k + 1))?;
+            input = b.output;
         }
         spec.head = dim0(&format!("features.{}.0.weight", spec.blocks.len() + 1))?;
         spec.check(params)?;

@@ -21,7 +21,11 @@ use serde::{Deserialize, Serialize};
 use crate::cifar::Cifar10;
 use crate::error::{into_condense, Result, VisionError};
 use crate::mobilenet::{Downsampling, MobileNetV2Spec};
-use crate::reduction::{condensation_widths, fraction_for_ratio, scaled, set_widths, with_set_widths, Network};
+use crate::reduction::{
+    condensation_widths, condensation_widths_of, fraction_for_budget, fraction_for_ratio, scaled, set_widths,
+    with_set_widths, Network,
+};
+use crate::streams::{cut_streams, stage_widths, stream_statistics, stream_widths, StreamBasis};
 use crate::training::{accuracy, load, recalibrate_batch_norm, save, train, ImageTraining, Teacher};
 
 /// How merged channels are combined.
@@ -104,6 +108,13 @@ pub struct CifarConfig {
     pub flip_tta: bool,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Condense the residual stream first ([`crate::streams`]): every stage keeps the leading
+    /// principal directions holding this share of its variance on the calibration images,
+    /// measured on the original; the pruning control keeps as many channels of largest
+    /// magnitude instead. The target ratio still counts the original's parameters. None: the
+    /// stream keeps the original's widths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_share: Option<f64>,
 }
 
 impl CifarConfig {
@@ -122,8 +133,23 @@ impl CifarConfig {
                 "the original has no teacher; distillation belongs to the retraining settings".into(),
             );
         }
-        if self.merge == MergeVariant::Refit && self.refit_images == 0 {
-            return bad("refit images", "must be at least 1 with the refit merge".into());
+        if (self.merge == MergeVariant::Refit || self.stream_share.is_some()) && self.refit_images == 0 {
+            return bad(
+                "refit images",
+                "must be at least 1 with the refit merge or a condensed stream".into(),
+            );
+        }
+        if let Some(share) = self.stream_share {
+            if !(share > 0.0 && share <= 1.0) {
+                return bad("stream share", format!("must lie in (0, 1], got {share}"));
+            }
+            if self.retrain.distillation.is_some_and(|d| d.features > 0.0) {
+                return bad(
+                    "stream share",
+                    "feature hints compare block outputs at the original's widths; a condensed stream has others"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }
@@ -133,22 +159,23 @@ impl CifarConfig {
         MobileNetV2Spec::torchvision(10, self.downsampling)
     }
 
-    /// The reducible widths of each round, from `original` to the target ratio: with the
-    /// uniform allocation every width scaled by the same geometric factor per round; with the
-    /// condensation allocation each set's width moves geometrically from its original width to
-    /// its final one ([`condensation_widths`]).
-    pub fn schedule(&self, original: &Network) -> Result<Vec<Vec<usize>>> {
-        let spec = &original.spec;
+    /// The reducible widths of each round, from `start` to the target ratio of `reference`
+    /// parameters (the original's; `start` is the original, or the original with its stream
+    /// condensed): with the uniform allocation every width scaled by the same geometric factor
+    /// per round; with the condensation allocation each set's width moves geometrically from
+    /// its original width to its final one ([`condensation_widths_of`]).
+    pub fn schedule(&self, start: &Network, reference: usize) -> Result<Vec<Vec<usize>>> {
+        let spec = &start.spec;
         let rounds = self.rounds as f64;
         match self.allocation {
             WidthAllocation::Uniform => {
-                let last = fraction_for_ratio(spec, self.target_ratio, MIN_WIDTH);
+                let last = fraction_for_budget(spec, self.target_ratio * reference as f64, MIN_WIDTH);
                 Ok((1..=self.rounds)
                     .map(|r| set_widths(&scaled(spec, last.powf(r as f64 / rounds), MIN_WIDTH)))
                     .collect())
             }
             WidthAllocation::Condensation => {
-                let (_, last) = condensation_widths(original, self.target_ratio, MIN_WIDTH)?;
+                let (_, last) = condensation_widths_of(start, self.target_ratio, reference, MIN_WIDTH)?;
                 let first = set_widths(spec);
                 Ok((1..=self.rounds)
                     .map(|r| {
@@ -169,12 +196,13 @@ impl CifarConfig {
     /// The manual strategy through [`CifarConfig::schedule`], the channels grouped by
     /// [`CifarConfig::grouping`]: every round retrained for the retraining's epochs, the last
     /// for `final_retrain_epochs` when given.
-    pub fn strategy(&self, original: &Network) -> Result<Strategy> {
+    pub fn strategy(&self, start: &Network, reference: usize) -> Result<Strategy> {
         let rule: fn(usize) -> LayerRule = match self.grouping {
             Grouping::Agglomerative => |width| LayerRule::Width { width },
             Grouping::Anchored => |width| LayerRule::Anchored { width },
         };
-        let mut strategy = Strategy::widths_schedule(&self.schedule(original)?, rule, self.retrain.train.epochs);
+        let mut strategy =
+            Strategy::widths_schedule(&self.schedule(start, reference)?, rule, self.retrain.train.epochs);
         if let (Strategy::Manual { steps }, Some(epochs)) = (&mut strategy, self.final_retrain_epochs) {
             if let Some(last) = steps.last_mut() {
                 last.retrain_epochs = epochs;
@@ -290,6 +318,9 @@ pub struct CifarReport {
     pub from_scratch: Option<ModelFigures>,
     /// `condensed.parameters / original.parameters`.
     pub parameter_ratio: f64,
+    /// The condensed residual stream (with `stream_share`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streams: Option<StreamFigures>,
     /// Every round.
     pub rounds: Vec<Round>,
     /// The rounds as the driver reported them (losses are test error rates).
@@ -302,6 +333,26 @@ pub struct CifarReport {
     /// Wall time of each part of this invocation [s] (a part whose trainings were reused from
     /// an earlier invocation takes little; `stages` has their own times).
     pub wall_time_s: BTreeMap<String, f64>,
+}
+
+/// The original with its residual stream condensed, before the channel sets are reduced.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamFigures {
+    /// Share of each stage's variance asked for.
+    pub share: f64,
+    /// The original's stream width of every stage.
+    pub widths_before: Vec<usize>,
+    /// The condensed stream width of every stage.
+    pub widths: Vec<usize>,
+    /// Share of each stage's variance the kept directions hold.
+    pub kept_variance: Vec<f64>,
+    /// Parameters of the original with the condensed stream.
+    pub parameters: usize,
+    /// Its test accuracy, no retraining.
+    pub test_accuracy: f64,
+    /// Test accuracy of the original with the stream channels of largest magnitude kept
+    /// instead (the pruning control's start), no retraining.
+    pub magnitude_test_accuracy: f64,
 }
 
 /// One training after the original, as the report lists it.
@@ -413,7 +464,16 @@ pub fn run(
         100.0 * original_acc
     ));
     let t = Instant::now();
-    let (condensed, reduction) = match condense_channels(config, &original, &mut task) {
+    let streams = match config.stream_share {
+        Some(share) => Some(condense_streams(config, &original, share, &mut task)?),
+        None => None,
+    };
+    let (start, pruning_start) = match &streams {
+        Some((principal, magnitude, _)) => (principal, magnitude),
+        None => (&original, &original),
+    };
+    let reference = original.spec.parameter_count();
+    let (condensed, reduction) = match condense_channels(config, start, reference, &mut task) {
         Err(e) if stopped(&e) => return task.stop(e),
         r => r?,
     };
@@ -424,7 +484,7 @@ pub fn run(
         &serde_json::json!({"spec": condensed.spec, "seed": config.seed, "git_revision": git_revision}),
     )?;
     let t = Instant::now();
-    let variants = match baselines(config, &original, &condensed, &reduction, &mut task) {
+    let variants = match baselines(config, &original, pruning_start, &condensed, &reduction, &mut task) {
         Err(e) if stopped(&e) => return task.stop(e),
         r => r?,
     };
@@ -459,6 +519,7 @@ pub fn run(
         control: figures(VariantKind::Control),
         from_scratch: figures(VariantKind::FromScratch),
         parameter_ratio: condensed.spec.parameter_count() as f64 / original.spec.parameter_count() as f64,
+        streams: streams.map(|s| s.2),
         rounds: Round::all(&reduction),
         reduction,
         training: history,
@@ -548,16 +609,57 @@ fn pass_options(config: &CifarConfig) -> CondenseOptions {
     }
 }
 
-/// The condensation rounds: condense's manual strategy of [`CifarConfig::strategy`].
-fn condense_channels(
+/// The original with its residual stream condensed to `share` of each stage's variance:
+/// in the principal basis (the start of the condensation) and with the channels of largest
+/// magnitude (the start of the pruning control), with their figures.
+fn condense_streams(
     config: &CifarConfig,
     original: &Network,
+    share: f64,
+    task: &mut ImageTask,
+) -> Result<(Network, Network, StreamFigures)> {
+    let idx: Vec<usize> = (0..config.refit_images.min(task.images.train.len())).collect();
+    let images = task.images.train.batch(&idx, None, &Device::Cpu)?.0;
+    let moments = stream_statistics(original, &images)?;
+    let chosen = stream_widths(&original.spec, &moments, share, MIN_WIDTH)?;
+    let widths: Vec<usize> = chosen.iter().map(|w| w.0).collect();
+    let principal = cut_streams(original, &moments, &widths, StreamBasis::Principal)?;
+    let magnitude = cut_streams(original, &moments, &widths, StreamBasis::Magnitude)?;
+    let test_accuracy = 1.0 - task.validation_loss(&principal).map_err(VisionError::Condense)?;
+    let magnitude_test_accuracy = 1.0 - task.validation_loss(&magnitude).map_err(VisionError::Condense)?;
+    let figures = StreamFigures {
+        share,
+        widths_before: stage_widths(&original.spec),
+        widths,
+        kept_variance: chosen.iter().map(|w| w.1).collect(),
+        parameters: principal.spec.parameter_count(),
+        test_accuracy,
+        magnitude_test_accuracy,
+    };
+    task.progress.note(&format!(
+        "stream condensed to {:?} (of {:?}): {} parameters, test accuracy {:.2} % (largest-magnitude channels: {:.2} %)",
+        figures.widths,
+        figures.widths_before,
+        figures.parameters,
+        100.0 * test_accuracy,
+        100.0 * magnitude_test_accuracy
+    ));
+    Ok((principal, magnitude, figures))
+}
+
+/// The condensation rounds from `start` (the original, or the original with its stream
+/// condensed) to the target share of `reference` parameters: condense's manual strategy of
+/// [`CifarConfig::strategy`].
+fn condense_channels(
+    config: &CifarConfig,
+    start: &Network,
+    reference: usize,
     task: &mut ImageTask,
 ) -> Result<(Network, ReductionReport)> {
     let calibration = calibration_images(config, &task.images.train)?;
-    let strategy = config.strategy(original)?;
+    let strategy = config.strategy(start, reference)?;
     Ok(condense::run(
-        original,
+        start,
         &strategy,
         &pass_options(config),
         task,
@@ -567,12 +669,42 @@ fn condense_channels(
 }
 
 /// The baselines the configuration asks for (pruning, control, from scratch), at the
-/// condensed widths and the rounds' retraining budget, scored by test accuracy.
+/// condensed widths and the rounds' retraining budget, scored by test accuracy. Pruning and
+/// from scratch start from `pruning_start` (the original, or the original with the stream
+/// channels of largest magnitude kept, whose stream widths the condensed network has); the
+/// control retrains the original.
 fn baselines(
+    config: &CifarConfig,
+    original: &Network,
+    pruning_start: &Network,
+    condensed: &Network,
+    reduction: &ReductionReport,
+    task: &mut ImageTask,
+) -> Result<Vec<condense::Variant>> {
+    let mut variants = Vec::new();
+    for (start, control) in [(pruning_start, false), (original, true)] {
+        let which = BaselineOptions {
+            paper_rule: false,
+            refit: None,
+            pruning: config.pruned && !control,
+            without_retraining: false,
+            control: config.control && control,
+            from_scratch: config.from_scratch && !control,
+        };
+        if which.pruning || which.control || which.from_scratch {
+            variants.extend(compare(config, start, condensed, reduction, &which, task)?);
+        }
+    }
+    Ok(variants)
+}
+
+/// The baselines `which` from `original` at the condensed widths and budget.
+fn compare(
     config: &CifarConfig,
     original: &Network,
     condensed: &Network,
     reduction: &ReductionReport,
+    which: &BaselineOptions,
     task: &mut ImageTask,
 ) -> Result<Vec<condense::Variant>> {
     let setting = EqualBudget {
@@ -586,19 +718,11 @@ fn baselines(
         original_epochs: config.original.train.epochs,
         calibration: None,
     };
-    let which = BaselineOptions {
-        paper_rule: false,
-        refit: None,
-        pruning: config.pruned,
-        without_retraining: false,
-        control: config.control,
-        from_scratch: config.from_scratch,
-    };
     let test = &task.images.test;
     let flip_tta = config.flip_tta;
     Ok(compare_at_widths(
         &setting,
-        &which,
+        which,
         task,
         &mut |n| accuracy(&n.spec, &n.params, test, 500, flip_tta).map_err(into_condense),
         &mut |_| {},
@@ -906,6 +1030,7 @@ mod tests {
             from_scratch: false,
             flip_tta: false,
             seed: 0,
+            stream_share: None,
         }
     }
 
@@ -939,7 +1064,9 @@ mod tests {
             spec: spec.clone(),
         };
         let (_, last) = condensation_widths(&net, 0.2, 4).unwrap();
-        let schedule = config(WidthAllocation::Condensation, 3).schedule(&net).unwrap();
+        let schedule = config(WidthAllocation::Condensation, 3)
+            .schedule(&net, net.spec.parameter_count())
+            .unwrap();
         assert_eq!(schedule.len(), 3);
         assert_eq!(schedule[2], last);
         let mut previous = set_widths(&spec);
@@ -950,7 +1077,9 @@ mod tests {
             previous = widths.clone();
         }
         // Not the uniform schedule: the allocation differs from the same fraction everywhere.
-        let uniform = config(WidthAllocation::Uniform, 3).schedule(&net).unwrap();
+        let uniform = config(WidthAllocation::Uniform, 3)
+            .schedule(&net, net.spec.parameter_count())
+            .unwrap();
         assert_ne!(uniform[2], last);
         let p = with_set_widths(&spec, &uniform[2]).unwrap().parameter_count() as f64;
         assert!(p <= 0.2 * spec.parameter_count() as f64);
@@ -968,9 +1097,9 @@ mod tests {
             Strategy::Manual { steps } => steps.iter().map(|s| s.rules.clone()).collect::<Vec<_>>(),
             Strategy::Automatic(_) => panic!("manual expected"),
         };
-        let clustered = widths(&c.strategy(&net).unwrap());
+        let clustered = widths(&c.strategy(&net, net.spec.parameter_count()).unwrap());
         c.grouping = Grouping::Anchored;
-        let anchored = widths(&c.strategy(&net).unwrap());
+        let anchored = widths(&c.strategy(&net, net.spec.parameter_count()).unwrap());
         assert_eq!(anchored.len(), 2);
         for (a, b) in anchored.iter().flatten().zip(clustered.iter().flatten()) {
             match (a, b) {

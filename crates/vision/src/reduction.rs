@@ -291,11 +291,16 @@ pub fn scaled(spec: &MobileNetV2Spec, fraction: f64, min_width: usize) -> Mobile
 /// (bisection; the residual stream is fixed, so very small ratios are unreachable and give
 /// the smallest fraction).
 pub fn fraction_for_ratio(spec: &MobileNetV2Spec, ratio: f64, min_width: usize) -> f64 {
-    let total = spec.parameter_count() as f64;
+    fraction_for_budget(spec, ratio * spec.parameter_count() as f64, min_width)
+}
+
+/// [`fraction_for_ratio`] for a budget in parameters (for a network whose ratio refers to
+/// another one, e.g. after its residual stream was condensed).
+pub fn fraction_for_budget(spec: &MobileNetV2Spec, budget: f64, min_width: usize) -> f64 {
     let (mut lo, mut hi) = (0.0f64, 1.0f64);
     for _ in 0..50 {
         let mid = 0.5 * (lo + hi);
-        if scaled(spec, mid, min_width).parameter_count() as f64 <= ratio * total {
+        if scaled(spec, mid, min_width).parameter_count() as f64 <= budget {
             lo = mid;
         } else {
             hi = mid;
@@ -312,6 +317,17 @@ pub fn fraction_for_ratio(spec: &MobileNetV2Spec, ratio: f64, min_width: usize) 
 /// a trained MobileNetV2) shrink most; sets of near-orthogonal channels keep more. Returns
 /// `tau` and the widths in set order.
 pub fn condensation_widths(net: &Network, ratio: f64, min_width: usize) -> Result<(f32, Vec<usize>)> {
+    condensation_widths_of(net, ratio, net.spec.parameter_count(), min_width)
+}
+
+/// [`condensation_widths`] for a share `ratio` of `reference` parameters (the original's,
+/// when `net` is the original with its residual stream condensed).
+pub fn condensation_widths_of(
+    net: &Network,
+    ratio: f64,
+    reference: usize,
+    min_width: usize,
+) -> Result<(f32, Vec<usize>)> {
     if !(ratio > 0.0 && ratio < 1.0) {
         return Err(VisionError::InvalidOption {
             name: "target ratio",
@@ -334,7 +350,7 @@ pub fn condensation_widths(net: &Network, ratio: f64, min_width: usize) -> Resul
             })
             .collect()
     };
-    let budget = ratio * spec.parameter_count() as f64;
+    let budget = ratio * reference as f64;
     let fits = |w: &[usize]| -> Result<bool> { Ok(with_set_widths(spec, w)?.parameter_count() as f64 <= budget) };
     let (mut lo, mut hi) = (-0.999f32, 1.0f32);
     let mut best = widths_at(hi)?;

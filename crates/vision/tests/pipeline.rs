@@ -63,6 +63,7 @@ fn config() -> CifarConfig {
         from_scratch: true,
         flip_tta: false,
         seed: 3,
+        stream_share: None,
     }
 }
 
@@ -166,4 +167,46 @@ fn an_interrupted_run_continues_to_the_same_results() {
     assert!(c.report.stages.iter().all(|s| !s.reused));
     std::fs::remove_dir_all(&whole).unwrap();
     std::fs::remove_dir_all(&pieces).unwrap();
+}
+
+#[test]
+fn a_condensed_stream_is_shared_by_the_condensed_pruned_and_from_scratch_networks() {
+    let data = Images {
+        train: images(32, 1),
+        test: images(16, 2),
+    };
+    let mut config = config();
+    config.stream_share = Some(0.9);
+    assert!(
+        config.validate().is_err(),
+        "feature hints need the original's stream widths"
+    );
+    config.retrain.distillation = config
+        .retrain
+        .distillation
+        .map(|d| DistillationSettings { features: 0.0, ..d });
+    config.rounds = 1;
+    config.final_retrain_epochs = None;
+    let dir = scratch("streams");
+    let r = run(&config, &data, &dir, None, None, "test", &mut condense::Silent)
+        .unwrap()
+        .expect("no step limit")
+        .report;
+    let streams = r.streams.as_ref().expect("stream figures");
+    assert_eq!(streams.widths_before, [16, 24, 32, 64, 96, 160, 320]);
+    assert!(streams.widths.iter().zip(&streams.widths_before).all(|(k, c)| k <= c));
+    assert!(streams.widths.iter().zip(&streams.widths_before).any(|(k, c)| k < c));
+    assert!(streams.kept_variance.iter().all(|&v| v >= 0.9 - 1e-9));
+    assert!(streams.parameters < r.original.parameters);
+    let condensed = vision::training::load(&dir.join("condensed")).unwrap().1;
+    let spec: vision::MobileNetV2Spec = serde_json::from_value(condensed["spec"].clone()).unwrap();
+    assert_eq!(vision::streams::stage_widths(&spec), streams.widths);
+    // the target counts the original's parameters
+    assert!(r.condensed.parameters as f64 <= 0.3 * r.original.parameters as f64);
+    for m in [r.pruned.as_ref(), r.from_scratch.as_ref()] {
+        let m = m.expect("baseline");
+        assert_eq!((m.parameters, &m.widths), (r.condensed.parameters, &r.condensed.widths));
+    }
+    assert_eq!(r.control.as_ref().expect("control").parameters, r.original.parameters);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -163,6 +163,13 @@ struct RunArgs {
     /// the same batch. 0: none. Works with or without --distill-weight.
     #[arg(long, default_value_t = 0.0)]
     distill_features: f64,
+    /// Condense the residual stream first: every stage keeps the leading principal directions
+    /// holding this share of its variance on the calibration images (`--refit-images`), e.g.
+    /// 0.99; the freed parameters go to the channel sets, the target still counting the
+    /// original's. The pruning control keeps as many stream channels of largest magnitude.
+    /// Default: the stream keeps the original's widths.
+    #[arg(long)]
+    stream_share: Option<f64>,
     /// Also prune the original to the condensed widths and retrain it with the same budget.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pruned: bool,
@@ -238,6 +245,7 @@ impl RunArgs {
             from_scratch: self.from_scratch,
             flip_tta: self.flip_tta,
             seed: self.seed,
+            stream_share: self.stream_share,
         }
     }
 }
