@@ -682,18 +682,22 @@ fn baselines(
     task: &mut ImageTask,
 ) -> Result<Vec<condense::Variant>> {
     let mut variants = Vec::new();
-    for (start, control) in [(pruning_start, false), (original, true)] {
+    // In the order pruning, control, from scratch.
+    let parts = [
+        (pruning_start, VariantKind::Pruning, config.pruned),
+        (original, VariantKind::Control, config.control),
+        (pruning_start, VariantKind::FromScratch, config.from_scratch),
+    ];
+    for (start, kind, _) in parts.into_iter().filter(|p| p.2) {
         let which = BaselineOptions {
             paper_rule: false,
             refit: None,
-            pruning: config.pruned && !control,
+            pruning: kind == VariantKind::Pruning,
             without_retraining: false,
-            control: config.control && control,
-            from_scratch: config.from_scratch && !control,
+            control: kind == VariantKind::Control,
+            from_scratch: kind == VariantKind::FromScratch,
         };
-        if which.pruning || which.control || which.from_scratch {
-            variants.extend(compare(config, start, condensed, reduction, &which, task)?);
-        }
+        variants.extend(compare(config, start, condensed, reduction, &which, task)?);
     }
     Ok(variants)
 }
