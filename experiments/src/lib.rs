@@ -18,3 +18,14 @@ pub mod progress;
 /// git). Reports record it, so a run names the code that ran even when the working tree has
 /// moved on since the build.
 pub const BUILD_REVISION: &str = env!("BUILD_GIT_REVISION");
+
+/// A binary's exit: success, or the error with its context chain on stderr and status 2.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

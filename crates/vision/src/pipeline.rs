@@ -376,6 +376,20 @@ pub struct StageFigures {
 }
 
 impl CifarReport {
+    /// One line per network compared: name, parameters and test accuracy.
+    pub fn summary(&self) -> String {
+        self.rows()
+            .into_iter()
+            .map(|(name, m)| {
+                format!(
+                    "{name:<12} {:>9} parameters, test accuracy {:.2} %\n",
+                    m.parameters,
+                    100.0 * m.test_accuracy
+                )
+            })
+            .collect()
+    }
+
     /// The networks compared, labelled for display, in table order (original, condensed, then
     /// the baselines that ran).
     pub fn rows(&self) -> Vec<(&'static str, &ModelFigures)> {

@@ -110,8 +110,7 @@ pub fn stream_statistics(net: &Network, images: &Tensor) -> Result<Vec<BlockMome
             let terms = [s.sum(0)?, s.t()?.matmul(&s)?, y.sum(0)?, y.t()?.matmul(&y)?];
             acc[b] = Some(match acc[b].take() {
                 None => terms,
-                Some(prev) => {
-                    let mut sum = prev.clone();
+                Some(mut sum) => {
                     for (a, t) in sum.iter_mut().zip(terms) {
                         *a = (&*a + t)?;
                     }
@@ -266,20 +265,15 @@ fn matrix(params: &Params, name: &str) -> Result<Mat<f64>> {
     Ok(Mat::from_fn(o, i, |r, c| v[r][c]))
 }
 
-fn put_matrix(params: &mut Params, name: &str, m: &Mat<f64>, four_d: bool) -> Result<()> {
-    let dtype = get(params, name)?.dtype();
+/// Stores `m` as the 1x1 conv weight `name` `(out, in, 1, 1)`, in that tensor's dtype.
+fn put_conv(params: &mut Params, name: &str, m: &Mat<f64>) -> Result<()> {
+    let old = get(params, name)?;
     let data: Vec<f32> = (0..m.nrows())
         .flat_map(|r| (0..m.ncols()).map(move |c| (r, c)))
         .map(|(r, c)| m[(r, c)] as f32)
         .collect();
-    let device = get(params, name)?.device().clone();
-    let t = Tensor::from_vec(data, (m.nrows(), m.ncols()), &device)?;
-    let t = if four_d {
-        t.reshape((m.nrows(), m.ncols(), 1, 1))?
-    } else {
-        t
-    };
-    params.insert(name.to_string(), t.to_dtype(dtype)?);
+    let t = Tensor::from_vec(data, (m.nrows(), m.ncols(), 1, 1), old.device())?;
+    params.insert(name.to_string(), t.to_dtype(old.dtype())?);
     Ok(())
 }
 
@@ -385,7 +379,7 @@ fn write_rotated(spec: &MobileNetV2Spec, params: &mut Params, b: usize, m: &Bloc
     }
     let new_gamma: Vec<f64> = new_var.iter().map(|v| (v + EPS).sqrt()).collect();
     let new_beta: Vec<f64> = (0..k).map(|j| new_mean[j] + new_shift[j]).collect();
-    put_matrix(params, &conv, &new_p, true)?;
+    put_conv(params, &conv, &new_p)?;
     put_vec(params, &format!("{bn}.weight"), &new_gamma)?;
     put_vec(params, &format!("{bn}.bias"), &new_beta)?;
     put_vec(params, &format!("{bn}.running_mean"), &new_mean)?;
@@ -405,7 +399,7 @@ fn read_rotated(spec: &MobileNetV2Spec, params: &mut Params, b: usize, m: &Block
     for (i, v) in mean.iter_mut().enumerate() {
         *v -= lost[(i, 0)];
     }
-    put_matrix(params, &conv, &(&e * q), true)?;
+    put_conv(params, &conv, &(&e * q))?;
     put_vec(params, &format!("{bn}.running_mean"), &mean)
 }
 

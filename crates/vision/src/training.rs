@@ -169,6 +169,49 @@ impl SgdRecipe {
     }
 }
 
+/// Warm-up steps of every retraining: it starts from a trained network, so a short ramp.
+pub const RETRAIN_WARMUP_STEPS: usize = 20;
+
+/// What a retraining changes from the original's recipe (the `cifar10 run --retrain-*` and
+/// `--distill-*` flags), before the defaults apply.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetrainOptions {
+    /// Epochs of each retraining.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Weight decay (none: the original's).
+    pub weight_decay: Option<f64>,
+    /// Cutout side in pixels (0: none).
+    pub cutout: usize,
+    /// Seed of the batch order and augmentation (none: the original's seed + 1).
+    pub seed: Option<u64>,
+    /// Distillation from the original, used when either of its weights is positive.
+    pub distillation: DistillationSettings,
+}
+
+impl RetrainOptions {
+    /// The retraining settings on `recipe`, the original's, trained with seed `seed`.
+    pub fn training(&self, recipe: &SgdRecipe, seed: u64) -> ImageTraining {
+        let recipe = SgdRecipe {
+            weight_decay: self.weight_decay.unwrap_or(recipe.weight_decay),
+            ..*recipe
+        };
+        let d = self.distillation;
+        let distillation = (d.weight > 0.0 || d.features > 0.0).then_some(d);
+        ImageTraining {
+            cutout: self.cutout,
+            ..recipe.training(
+                self.epochs,
+                self.learning_rate,
+                RETRAIN_WARMUP_STEPS,
+                self.seed.unwrap_or(seed + 1),
+                distillation,
+            )
+        }
+    }
+}
+
 impl ImageTraining {
     fn validate(&self) -> Result<()> {
         self.train.validate()?;

@@ -310,3 +310,54 @@ fn the_sgd_recipe_with_default_settings_is_the_default_training() {
     ));
     assert_eq!((nesterov.train.epochs, nesterov.train.seed), (3, 9));
 }
+
+/// The retraining's defaults: the original's weight decay and seed + 1 unless given, a short
+/// warm-up, cutout kept, and no teacher unless a distillation weight is positive.
+#[test]
+fn retraining_options_fill_in_the_originals_recipe() {
+    use vision::training::{RetrainOptions, RETRAIN_WARMUP_STEPS};
+    use vision::{DistillationSettings, SgdRecipe};
+    let recipe = SgdRecipe {
+        batch_size: 64,
+        weight_decay: 5e-4,
+        nesterov: true,
+        label_smoothing: 0.1,
+        precision: kernels::Precision::F32,
+    };
+    let off = DistillationSettings {
+        weight: 0.0,
+        temperature: 4.0,
+        features: 0.0,
+    };
+    let options = RetrainOptions {
+        epochs: 3,
+        learning_rate: 0.05,
+        weight_decay: None,
+        cutout: 8,
+        seed: None,
+        distillation: off,
+    };
+    let t = options.training(&recipe, 7);
+    let expected = vision::ImageTraining {
+        cutout: 8,
+        ..recipe.training(3, 0.05, RETRAIN_WARMUP_STEPS, 8, None)
+    };
+    assert_eq!(t, expected);
+    let given = RetrainOptions {
+        weight_decay: Some(5e-5),
+        seed: Some(2),
+        distillation: DistillationSettings { features: 1.0, ..off },
+        ..options
+    };
+    let t = given.training(&recipe, 7);
+    assert_eq!(t.train.seed, 2);
+    assert_eq!(
+        t.train.optimizer,
+        condense::Optimizer::Sgd {
+            momentum: 0.9,
+            weight_decay: 5e-5,
+            nesterov: true
+        }
+    );
+    assert_eq!(t.distillation, Some(DistillationSettings { features: 1.0, ..off }));
+}

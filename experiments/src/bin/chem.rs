@@ -81,13 +81,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    experiments::exit_code(run(Cli::parse()))
 }
 
 fn load(spec: &str) -> Result<Mechanism> {

@@ -15,7 +15,8 @@ use experiments::args::{AllocationArg, DownsamplingArg, GroupingArg, MergeArg, P
 use experiments::progress::BarObserver;
 use experiments::BUILD_REVISION;
 use vision::pipeline::{self, CifarConfig};
-use vision::{DistillationSettings, ImageTraining, SgdRecipe};
+use vision::training::RetrainOptions;
+use vision::{DistillationSettings, SgdRecipe};
 
 #[derive(Parser)]
 #[command(
@@ -210,28 +211,23 @@ impl RunArgs {
             label_smoothing: self.label_smoothing,
             precision: self.precision.into(),
         };
-        let retrain_recipe = SgdRecipe {
-            weight_decay: self.retrain_weight_decay.unwrap_or(self.weight_decay),
-            ..recipe
-        };
-        let distillation = (self.distill_weight > 0.0 || self.distill_features > 0.0).then_some(DistillationSettings {
+        let distillation = DistillationSettings {
             weight: self.distill_weight,
             temperature: self.distill_temperature,
             features: self.distill_features,
-        });
+        };
+        let retrain = RetrainOptions {
+            epochs: self.retrain_epochs,
+            learning_rate: self.retrain_learning_rate,
+            weight_decay: self.retrain_weight_decay,
+            cutout: self.retrain_cutout,
+            seed: self.retrain_seed,
+            distillation,
+        };
         CifarConfig {
             downsampling: self.downsampling.into(),
             original: recipe.training(self.epochs, self.learning_rate, self.warmup_steps, self.seed, None),
-            retrain: ImageTraining {
-                cutout: self.retrain_cutout,
-                ..retrain_recipe.training(
-                    self.retrain_epochs,
-                    self.retrain_learning_rate,
-                    20,
-                    self.retrain_seed.unwrap_or(self.seed + 1),
-                    distillation,
-                )
-            },
+            retrain: retrain.training(&recipe, self.seed),
             target_ratio: self.target_ratio,
             rounds: self.rounds,
             allocation: self.allocation.into(),
@@ -251,13 +247,7 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
-    match real_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    experiments::exit_code(real_main())
 }
 
 fn real_main() -> Result<()> {
@@ -301,14 +291,7 @@ fn run(args: &RunArgs) -> Result<()> {
     obs.finish();
     let Some(run) = done else { return Ok(()) };
     experiments::figures::cifar::write_all(&dir, &run).context("writing figures")?;
-    let r = &run.report;
-    for (name, m) in r.rows() {
-        eprintln!(
-            "{name:<12} {:>9} parameters, test accuracy {:.2} %",
-            m.parameters,
-            100.0 * m.test_accuracy
-        );
-    }
+    eprint!("{}", run.report.summary());
     eprintln!("wrote {}", dir.join("report.json").display());
     Ok(())
 }

@@ -180,13 +180,7 @@ impl DemoObserver for Bars {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    experiments::exit_code(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<()> {
