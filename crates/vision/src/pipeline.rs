@@ -212,10 +212,26 @@ impl CifarConfig {
     }
 }
 
+/// The residual stream part of [`inspect`]: condense the original's stream to `share` of each
+/// stage's variance on `calibration` (the first training images, as a run's calibration).
+pub struct StreamInspection<'a> {
+    /// Share of each stage's variance kept, in (0, 1].
+    pub share: f64,
+    /// Calibration images (no augmentation).
+    pub calibration: &'a Cifar10,
+}
+
 /// What `cifar10 inspect` prints: the network's parameters and reducible widths, the uniform
 /// allocation of `ratio`, and with a trained run directory `original_from` (its `original`
-/// weights) the condensation allocation and its threshold.
-pub fn inspect(downsampling: Downsampling, ratio: f64, original_from: Option<&Path>) -> Result<String> {
+/// weights) the condensation allocation and its threshold; with `stream` also the condensed
+/// stream's widths and the condensation allocation that follows it (`cifar10 run
+/// --stream-share`), still counting the original's parameters.
+pub fn inspect(
+    downsampling: Downsampling,
+    ratio: f64,
+    original_from: Option<&Path>,
+    stream: Option<StreamInspection>,
+) -> Result<String> {
     let spec = MobileNetV2Spec::torchvision(10, downsampling);
     let percent = 100.0 * ratio;
     let f = fraction_for_ratio(&spec, ratio, MIN_WIDTH);
@@ -228,13 +244,47 @@ pub fn inspect(downsampling: Downsampling, ratio: f64, original_from: Option<&Pa
         uniform.parameter_count(),
         set_widths(&uniform)
     );
-    if let Some(dir) = original_from {
-        let (params, _) = load(&dir.join("original"))?;
-        let net = Network { spec, params };
-        let (tau, widths) = condensation_widths(&net, ratio, MIN_WIDTH)?;
+    let Some(dir) = original_from else {
+        return match stream {
+            Some(_) => Err(VisionError::InvalidOption {
+                name: "stream share",
+                message: "condensing the stream needs a trained original (--original-from)".into(),
+            }),
+            None => Ok(text),
+        };
+    };
+    let (params, _) = load(&dir.join("original"))?;
+    let net = Network { spec, params };
+    let (tau, widths) = condensation_widths(&net, ratio, MIN_WIDTH)?;
+    text += &format!(
+        "condensation allocation at {percent:.1} %: threshold {tau:.4} -> {} parameters, widths {widths:?}\n",
+        with_set_widths(&net.spec, &widths)?.parameter_count()
+    );
+    if let Some(stream) = stream {
+        if stream.calibration.is_empty() {
+            return Err(VisionError::InvalidOption {
+                name: "calibration images",
+                message: "condensing the stream needs at least one calibration image".into(),
+            });
+        }
+        let idx: Vec<usize> = (0..stream.calibration.len()).collect();
+        let images = stream.calibration.batch(&idx, None, &Device::Cpu)?.0;
+        let (chosen, principal, _) = cut_stream(&net, &images, stream.share)?;
+        let kept: Vec<String> = chosen.iter().map(|w| format!("{:.4}", w.1)).collect();
         text += &format!(
-            "condensation allocation at {percent:.1} %: threshold {tau:.4} -> {} parameters, widths {widths:?}\n",
-            with_set_widths(&net.spec, &widths)?.parameter_count()
+            "stream at share {} ({} calibration images): widths {:?} of {:?}, kept variance [{}] -> {} parameters\n",
+            stream.share,
+            idx.len(),
+            stage_widths(&principal.spec),
+            stage_widths(&net.spec),
+            kept.join(", "),
+            principal.spec.parameter_count()
+        );
+        let reference = net.spec.parameter_count();
+        let (tau, widths) = condensation_widths_of(&principal, ratio, reference, MIN_WIDTH)?;
+        text += &format!(
+            "condensation allocation after the stream at {percent:.1} % of {reference}: threshold {tau:.4} -> {} parameters, widths {widths:?}\n",
+            with_set_widths(&principal.spec, &widths)?.parameter_count()
         );
     }
     Ok(text)
@@ -634,11 +684,8 @@ fn condense_streams(
 ) -> Result<(Network, Network, StreamFigures)> {
     let idx: Vec<usize> = (0..config.refit_images.min(task.images.train.len())).collect();
     let images = task.images.train.batch(&idx, None, &Device::Cpu)?.0;
-    let moments = stream_statistics(original, &images)?;
-    let chosen = stream_widths(&original.spec, &moments, share, MIN_WIDTH)?;
+    let (chosen, principal, magnitude) = cut_stream(original, &images, share)?;
     let widths: Vec<usize> = chosen.iter().map(|w| w.0).collect();
-    let principal = cut_streams(original, &moments, &widths, StreamBasis::Principal)?;
-    let magnitude = cut_streams(original, &moments, &widths, StreamBasis::Magnitude)?;
     let test_accuracy = 1.0 - task.validation_loss(&principal).map_err(VisionError::Condense)?;
     let magnitude_test_accuracy = 1.0 - task.validation_loss(&magnitude).map_err(VisionError::Condense)?;
     let figures = StreamFigures {
@@ -659,6 +706,17 @@ fn condense_streams(
         100.0 * magnitude_test_accuracy
     ));
     Ok((principal, magnitude, figures))
+}
+
+/// `original`'s stream at `share` of each stage's variance on `images`: the chosen widths with
+/// the share they keep, and the network cut in the principal basis and by magnitude.
+fn cut_stream(original: &Network, images: &Tensor, share: f64) -> Result<(Vec<(usize, f64)>, Network, Network)> {
+    let moments = stream_statistics(original, images)?;
+    let chosen = stream_widths(&original.spec, &moments, share, MIN_WIDTH)?;
+    let widths: Vec<usize> = chosen.iter().map(|w| w.0).collect();
+    let principal = cut_streams(original, &moments, &widths, StreamBasis::Principal)?;
+    let magnitude = cut_streams(original, &moments, &widths, StreamBasis::Magnitude)?;
+    Ok((chosen, principal, magnitude))
 }
 
 /// The condensation rounds from `start` (the original, or the original with its stream
@@ -1058,19 +1116,70 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vision-inspect-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         save(&dir.join("original"), &spec.init(0).unwrap(), &serde_json::json!({})).unwrap();
-        let plain = inspect(Downsampling::Torchvision, 0.2, None).unwrap();
+        let plain = inspect(Downsampling::Torchvision, 0.2, None, None).unwrap();
         assert!(
             plain.contains("parameters: 2236682") && plain.contains("uniform allocation at 20.0 %"),
             "{plain}"
         );
         assert!(!plain.contains("condensation"), "{plain}");
-        let full = inspect(Downsampling::Torchvision, 0.2, Some(&dir)).unwrap();
+        let full = inspect(Downsampling::Torchvision, 0.2, Some(&dir), None).unwrap();
         assert!(
             full.starts_with(&plain) && full.contains("condensation allocation at 20.0 %: threshold"),
             "{full}"
         );
-        let missing = inspect(Downsampling::Torchvision, 0.2, Some(&dir.join("none"))).unwrap_err();
+        assert!(!full.contains("stream"), "{full}");
+        let missing = inspect(Downsampling::Torchvision, 0.2, Some(&dir.join("none")), None).unwrap_err();
         assert!(missing.to_string().contains("none"), "{missing}");
+
+        // The stream: random images, so the variance is spread and a low share cuts the stream.
+        let mut state = 7u64;
+        let calibration = Cifar10 {
+            pixels: (0..8 * 3 * 1024)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (state >> 56) as u8
+                })
+                .collect(),
+            labels: vec![0; 8],
+        };
+        let at = |share| StreamInspection {
+            share,
+            calibration: &calibration,
+        };
+        let streamed = inspect(Downsampling::Torchvision, 0.2, Some(&dir), Some(at(0.5))).unwrap();
+        assert!(streamed.starts_with(&full), "{streamed}");
+        let line = streamed.lines().find(|l| l.starts_with("stream at share 0.5")).unwrap();
+        let widths: Vec<usize> = line
+            .split("widths [")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .unwrap()
+            .split(", ")
+            .map(|w| w.parse().unwrap())
+            .collect();
+        let original = [16, 24, 32, 64, 96, 160, 320];
+        assert_eq!(widths.len(), original.len(), "{line}");
+        assert!(widths.iter().zip(original).all(|(w, o)| *w <= o), "{line}");
+        assert!(widths.iter().zip(original).any(|(w, o)| *w < o), "{line}");
+        assert!(
+            streamed.contains("condensation allocation after the stream at 20.0 % of 2236682"),
+            "{streamed}"
+        );
+        let all = inspect(Downsampling::Torchvision, 0.2, Some(&dir), Some(at(1.0))).unwrap();
+        assert!(all.contains(&format!("widths {original:?} of {original:?}")), "{all}");
+        let bad = inspect(Downsampling::Torchvision, 0.2, Some(&dir), Some(at(1.5))).unwrap_err();
+        assert!(bad.to_string().contains("stream share"), "{bad}");
+        let empty = Cifar10::default();
+        let none = StreamInspection {
+            share: 0.5,
+            calibration: &empty,
+        };
+        let empty = inspect(Downsampling::Torchvision, 0.2, Some(&dir), Some(none)).unwrap_err();
+        assert!(empty.to_string().contains("calibration"), "{empty}");
+        let alone = inspect(Downsampling::Torchvision, 0.2, None, Some(at(0.5))).unwrap_err();
+        assert!(alone.to_string().contains("--original-from"), "{alone}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

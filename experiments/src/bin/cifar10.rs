@@ -49,6 +49,17 @@ enum Command {
         /// condensation allocates (`--allocation condensation`) and the threshold that gives them.
         #[arg(long)]
         original_from: Option<PathBuf>,
+        /// Also condense the original's residual stream to this share of each stage's variance
+        /// (as `run --stream-share`) and print its widths and the allocation that follows it;
+        /// needs `--original-from` and `--data-dir`.
+        #[arg(long, requires_all = ["original_from", "data_dir"])]
+        stream_share: Option<f64>,
+        /// Directory with the CIFAR-10 binary files, for the stream's calibration images.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Calibration images of the stream (the first training images, as `run --refit-images`).
+        #[arg(long, default_value_t = 512)]
+        refit_images: usize,
     },
 }
 
@@ -256,8 +267,22 @@ fn real_main() -> Result<()> {
             downsampling,
             target_ratio,
             original_from,
+            stream_share,
+            data_dir,
+            refit_images,
         } => {
-            let text = pipeline::inspect(downsampling.into(), target_ratio, original_from.as_deref())
+            let calibration = match (stream_share, &data_dir) {
+                (Some(_), Some(dir)) => Some(
+                    pipeline::read_images(dir, Some(refit_images), Some(0))
+                        .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?
+                        .train,
+                ),
+                _ => None,
+            };
+            let stream = stream_share
+                .zip(calibration.as_ref())
+                .map(|(share, calibration)| pipeline::StreamInspection { share, calibration });
+            let text = pipeline::inspect(downsampling.into(), target_ratio, original_from.as_deref(), stream)
                 .context("inspecting the network")?;
             print!("{text}");
             Ok(())
