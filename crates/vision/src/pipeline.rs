@@ -269,7 +269,7 @@ pub fn inspect(
         }
         let idx: Vec<usize> = (0..stream.calibration.len()).collect();
         let images = stream.calibration.batch(&idx, None, &Device::Cpu)?.0;
-        let (chosen, principal, _) = cut_stream(&net, &images, stream.share)?;
+        let StreamCut { chosen, principal, .. } = cut_stream(&net, &images, stream.share)?;
         let kept: Vec<String> = chosen.iter().map(|w| format!("{:.4}", w.1)).collect();
         text += &format!(
             "stream at share {} ({} calibration images): widths {:?} of {:?}, kept variance [{}] -> {} parameters\n",
@@ -684,7 +684,11 @@ fn condense_streams(
 ) -> Result<(Network, Network, StreamFigures)> {
     let idx: Vec<usize> = (0..config.refit_images.min(task.images.train.len())).collect();
     let images = task.images.train.batch(&idx, None, &Device::Cpu)?.0;
-    let (chosen, principal, magnitude) = cut_stream(original, &images, share)?;
+    let StreamCut {
+        chosen,
+        principal,
+        magnitude,
+    } = cut_stream(original, &images, share)?;
     let widths: Vec<usize> = chosen.iter().map(|w| w.0).collect();
     let test_accuracy = 1.0 - task.validation_loss(&principal).map_err(VisionError::Condense)?;
     let magnitude_test_accuracy = 1.0 - task.validation_loss(&magnitude).map_err(VisionError::Condense)?;
@@ -708,15 +712,27 @@ fn condense_streams(
     Ok((principal, magnitude, figures))
 }
 
-/// `original`'s stream at `share` of each stage's variance on `images`: the chosen widths with
-/// the share they keep, and the network cut in the principal basis and by magnitude.
-fn cut_stream(original: &Network, images: &Tensor, share: f64) -> Result<(Vec<(usize, f64)>, Network, Network)> {
+/// A network's residual stream cut to a share of each stage's variance ([`cut_stream`]).
+struct StreamCut {
+    /// Per stage the width kept and the share of the variance it holds.
+    chosen: Vec<(usize, f64)>,
+    /// The network rotated into the leading principal directions.
+    principal: Network,
+    /// The network keeping the stream channels of largest magnitude.
+    magnitude: Network,
+}
+
+/// `original`'s stream at `share` of each stage's variance on `images`, in the principal basis
+/// and by magnitude.
+fn cut_stream(original: &Network, images: &Tensor, share: f64) -> Result<StreamCut> {
     let moments = stream_statistics(original, images)?;
     let chosen = stream_widths(&original.spec, &moments, share, MIN_WIDTH)?;
     let widths: Vec<usize> = chosen.iter().map(|w| w.0).collect();
-    let principal = cut_streams(original, &moments, &widths, StreamBasis::Principal)?;
-    let magnitude = cut_streams(original, &moments, &widths, StreamBasis::Magnitude)?;
-    Ok((chosen, principal, magnitude))
+    Ok(StreamCut {
+        principal: cut_streams(original, &moments, &widths, StreamBasis::Principal)?,
+        magnitude: cut_streams(original, &moments, &widths, StreamBasis::Magnitude)?,
+        chosen,
+    })
 }
 
 /// The condensation rounds from `start` (the original, or the original with its stream
