@@ -351,8 +351,12 @@ fn training_pass_and_evaluation_match_candle() {
 
     let mut fast = engine(&spec, &params, Precision::F32);
     // An evaluation first: its fused convolutions (norms folded in) must follow the running
-    // statistics that the training pass below moves.
-    fast.predict(&x_last, 6).unwrap();
+    // statistics that the training pass below moves. It takes twice the training batch, so
+    // the training pass runs on output buffers larger than its batch and gradient buffers
+    // that only it allocates (evaluation needs none).
+    let twelve: Vec<usize> = (0..12).collect();
+    let (x12_last, _) = images(12).pixels(&twelve, None, Layout::Nhwc).unwrap();
+    fast.predict(&x12_last, 12).unwrap();
     let stats = fast.engine().gradients(&x_last, &labels, 6, SMOOTHING, 0, 0).unwrap();
     let r = relative(fast.engine_ref().scores(), &want_scores);
     assert!(r < 1e-4, "scores off by {r:e}");

@@ -200,10 +200,13 @@ pub struct ConvNet {
     buffers: Buffers,
 }
 
-/// The batch buffers, sized for `rows` images.
+/// The batch buffers: outputs sized for `rows` images, gradients for `grad_rows`.
 #[derive(Default)]
 struct Buffers {
+    /// Images the outputs hold room for.
     rows: usize,
+    /// Images the gradients hold room for (0 before the first training pass).
+    grad_rows: usize,
     /// Per node id: the output (convolutions: f32 results; norms: the activations).
     out: Vec<norm::Values>,
     /// Per node id: the gradient with respect to the output, where it is kept (a
@@ -631,49 +634,62 @@ impl ConvNet {
         Ok(())
     }
 
-    /// Grows the batch buffers to `rows` images.
-    fn reserve(&mut self, rows: usize) {
-        if rows <= self.buffers.rows && !self.buffers.out.is_empty() {
-            return;
-        }
+    /// Grows the batch buffers to `rows` images: the outputs always, the gradients only for a
+    /// pass that needs them (`gradients`). Evaluation passes therefore cost no gradient memory,
+    /// however many images they take at once.
+    fn reserve(&mut self, rows: usize, gradients: bool) {
         let half = self.options.precision == Precision::Bf16;
         let n = self.nodes.len() + 1;
         let b = &mut self.buffers;
-        b.out = (0..n).map(|_| norm::Values::default()).collect();
-        b.grad = (0..n).map(|_| norm::Values::default()).collect();
-        b.upstream = vec![Vec::new(); n];
-        b.stats = vec![(Vec::new(), Vec::new()); n];
-        for (i, node) in self.nodes.iter().enumerate() {
-            let id = i + 1;
-            let (c, h, w) = self.shapes[id];
-            let size = rows * c * h * w;
-            match node {
-                Node::Conv { from, .. } => {
-                    b.out[id] = norm::Values::F32(vec![0.0; size]);
-                    if *from != 0 {
+        if rows > b.rows || b.out.is_empty() {
+            b.out = (0..n).map(|_| norm::Values::default()).collect();
+            b.stats = vec![(Vec::new(), Vec::new()); n];
+            for (i, node) in self.nodes.iter().enumerate() {
+                let id = i + 1;
+                let (c, h, w) = self.shapes[id];
+                let size = rows * c * h * w;
+                match node {
+                    Node::Conv { .. } => b.out[id] = norm::Values::F32(vec![0.0; size]),
+                    Node::Norm { .. } => {
+                        b.out[id] = norm::Values::zeros(half, size);
+                        b.stats[id] = (vec![0.0; c], vec![0.0; c]);
+                    }
+                    Node::Classifier { from, .. } => {
+                        let features = self.shapes[*from].0;
+                        b.head = head::Head::new(rows, features, self.shapes[id].0);
+                    }
+                }
+            }
+            b.rows = rows;
+        }
+        if gradients && (rows > b.grad_rows || b.grad.is_empty()) {
+            b.grad = (0..n).map(|_| norm::Values::default()).collect();
+            b.upstream = vec![Vec::new(); n];
+            for (i, node) in self.nodes.iter().enumerate() {
+                let id = i + 1;
+                let (c, h, w) = self.shapes[id];
+                let size = rows * c * h * w;
+                match node {
+                    Node::Conv { from, .. } if *from != 0 => {
                         let (ci, hi, wi) = self.shapes[*from];
                         b.grad[id] = norm::Values::F32(vec![0.0; rows * ci * hi * wi]);
                     }
-                }
-                Node::Norm { from, residual, .. } => {
-                    b.out[id] = norm::Values::zeros(half, size);
-                    b.grad[id] = norm::Values::zeros(conv::is_half(&self.nodes, *from, self.options.precision), size);
-                    b.stats[id] = (vec![0.0; c], vec![0.0; c]);
-                    if residual.is_some() {
-                        b.upstream[id] = vec![0.0; size];
+                    Node::Norm { from, residual, .. } => {
+                        b.grad[id] =
+                            norm::Values::zeros(conv::is_half(&self.nodes, *from, self.options.precision), size);
+                        if residual.is_some() {
+                            b.upstream[id] = vec![0.0; size];
+                        }
                     }
-                }
-                Node::Classifier { from, .. } => {
-                    let features = self.shapes[*from].0;
-                    b.head = head::Head::new(rows, features, self.shapes[id].0);
+                    _ => {}
                 }
             }
+            b.grad_rows = rows;
         }
-        b.rows = rows;
     }
 
     fn forward(&mut self, x: &[f32], rows: usize, training: Option<(u64, usize)>) -> Result<()> {
-        self.reserve(rows);
+        self.reserve(rows, training.is_some());
         self.convs.refresh(&self.params, self.version, rows)?;
         if training.is_some() {
             self.statistics += 1;
