@@ -106,6 +106,37 @@ fn tiny_run_writes_report_and_figures() {
     let (code, err) = run(&refit_args);
     assert_ne!(code, 0);
     assert!(err.contains("original-from") && err.contains("other settings"), "{err}");
+
+    // `inspect` condenses the trained original's stream on the data directory's first images.
+    let inspect = |extra: &[&str]| {
+        let mut args = vec!["inspect", "--original-from", from];
+        args.extend(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_cifar10"))
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let data_dir = data.to_str().unwrap();
+    let (code, out, err) = inspect(&["--data-dir", data_dir, "--stream-share", "0.9", "--refit-images", "16"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("stream at share 0.9 (16 calibration images)")
+            && out.contains("condensation allocation after the stream at 11.5 % of 2236682"),
+        "{out}"
+    );
+    let (code, _, err) = inspect(&["--stream-share", "0.9"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--data-dir"), "{err}");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, _, err) = inspect(&["--data-dir", empty.to_str().unwrap(), "--stream-share", "0.9"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("data_batch_*.bin") && !err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
