@@ -384,7 +384,7 @@ impl ConvNet {
     /// C)`) in inference mode (running statistics, no dropout).
     pub fn predict(&mut self, x: &[f32], rows: usize) -> Result<&[f32]> {
         self.check_input(x, rows)?;
-        self.forward(x, rows, None)?;
+        self.forward(x, rows, None, false)?;
         Ok(self.buffers.head.logits(rows))
     }
 
@@ -453,7 +453,7 @@ impl ConvNet {
                 format!("must lie in [0, 1), got {smoothing}"),
             ));
         }
-        self.forward(x, rows, Some((seed, step)))?;
+        self.forward(x, rows, Some((seed, step)), true)?;
         let mut stats = self.buffers.head.loss(labels, rows, smoothing, teacher);
         stats.loss += self.hint_gradients(teacher.and_then(|t| t.hints));
         self.backward(x, rows)?;
@@ -567,7 +567,7 @@ impl ConvNet {
     /// momentum towards this batch's (recalibration).
     pub fn update_statistics(&mut self, x: &[f32], rows: usize) -> Result<()> {
         self.check_input(x, rows)?;
-        self.forward(x, rows, Some((0, 0)))
+        self.forward(x, rows, Some((0, 0)), false)
     }
 
     /// Sets batch normalization's momentum of the running statistics (`1 / (k + 1)` at the
@@ -688,8 +688,11 @@ impl ConvNet {
         }
     }
 
-    fn forward(&mut self, x: &[f32], rows: usize, training: Option<(u64, usize)>) -> Result<()> {
-        self.reserve(rows, training.is_some());
+    /// The forward pass on `rows` images `x`: in training mode (batch statistics, dropout
+    /// seeded by `(seed, step)`) when `training` is given, with room for a backward pass after
+    /// it when `gradients`.
+    fn forward(&mut self, x: &[f32], rows: usize, training: Option<(u64, usize)>, gradients: bool) -> Result<()> {
+        self.reserve(rows, gradients);
         self.convs.refresh(&self.params, self.version, rows)?;
         if training.is_some() {
             self.statistics += 1;
