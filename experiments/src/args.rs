@@ -1,5 +1,7 @@
 //! Flag values shared by the binaries.
 
+use std::path::PathBuf;
+
 use clap::ValueEnum;
 
 /// The `--precision` value of every binary; each flag's help says which layers it affects.
@@ -93,5 +95,50 @@ impl From<DownsamplingArg> for vision::Downsampling {
             DownsamplingArg::Torchvision => vision::Downsampling::Torchvision,
             DownsamplingArg::Cifar => vision::Downsampling::Cifar,
         }
+    }
+}
+
+/// `cifar10 inspect`: the network's widths, its allocations and, with a trained original and
+/// the data, its condensed stream; [`vision::pipeline::inspect`] does the work.
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// Downsampling variant.
+    #[arg(long, value_enum, default_value_t = DownsamplingArg::Torchvision)]
+    pub downsampling: DownsamplingArg,
+    /// Target share of the original parameters.
+    #[arg(long, default_value_t = 0.115)]
+    pub target_ratio: f64,
+    /// A trained run directory (e.g. results/cifar10/cs40): also print the widths its
+    /// condensation allocates (`--allocation condensation`) and the threshold that gives them.
+    #[arg(long)]
+    pub original_from: Option<PathBuf>,
+    /// Also condense the stream to this share of each stage's variance (as `run --stream-share`).
+    #[arg(long, requires_all = ["original_from", "data_dir"])]
+    pub stream_share: Option<f64>,
+    /// Directory with the CIFAR-10 binary files, for the stream's calibration images.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Calibration images of the stream (the first training images, as `run --refit-images`).
+    #[arg(long, default_value_t = 512)]
+    pub refit_images: usize,
+}
+
+impl InspectArgs {
+    /// The text `cifar10 inspect` prints.
+    pub fn inspect(&self) -> vision::Result<String> {
+        let stream = self
+            .stream_share
+            .zip(self.data_dir.as_deref())
+            .map(|(share, data_dir)| vision::pipeline::StreamInspection {
+                share,
+                data_dir,
+                images: self.refit_images,
+            });
+        vision::pipeline::inspect(
+            self.downsampling.into(),
+            self.target_ratio,
+            self.original_from.as_deref(),
+            stream,
+        )
     }
 }

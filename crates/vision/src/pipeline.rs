@@ -213,12 +213,15 @@ impl CifarConfig {
 }
 
 /// The residual stream part of [`inspect`]: condense the original's stream to `share` of each
-/// stage's variance on `calibration` (the first training images, as a run's calibration).
+/// stage's variance on the first `images` training images of `data_dir` (as a run's
+/// calibration).
 pub struct StreamInspection<'a> {
     /// Share of each stage's variance kept, in (0, 1].
     pub share: f64,
+    /// Directory with the CIFAR-10 binary files.
+    pub data_dir: &'a Path,
     /// Calibration images (no augmentation).
-    pub calibration: &'a Cifar10,
+    pub images: usize,
 }
 
 /// What `cifar10 inspect` prints: the network's parameters and reducible widths, the uniform
@@ -261,14 +264,15 @@ pub fn inspect(
         with_set_widths(&net.spec, &widths)?.parameter_count()
     );
     if let Some(stream) = stream {
-        if stream.calibration.is_empty() {
+        let calibration = read_images(stream.data_dir, Some(stream.images), Some(0))?.train;
+        if calibration.is_empty() {
             return Err(VisionError::InvalidOption {
                 name: "calibration images",
                 message: "condensing the stream needs at least one calibration image".into(),
             });
         }
-        let idx: Vec<usize> = (0..stream.calibration.len()).collect();
-        let images = stream.calibration.batch(&idx, None, &Device::Cpu)?.0;
+        let idx: Vec<usize> = (0..calibration.len()).collect();
+        let images = calibration.batch(&idx, None, &Device::Cpu)?.0;
         let StreamCut { chosen, principal, .. } = cut_stream(&net, &images, stream.share)?;
         let kept: Vec<String> = chosen.iter().map(|w| format!("{:.4}", w.1)).collect();
         text += &format!(
@@ -1149,20 +1153,26 @@ mod tests {
 
         // The stream: random images, so the variance is spread and a low share cuts the stream.
         let mut state = 7u64;
-        let calibration = Cifar10 {
-            pixels: (0..8 * 3 * 1024)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let records: Vec<u8> = (0..8 * 3073)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if i % 3073 == 0 {
+                    0
+                } else {
                     (state >> 56) as u8
-                })
-                .collect(),
-            labels: vec![0; 8],
-        };
+                }
+            })
+            .collect();
+        std::fs::write(data.join("data_batch_1.bin"), records).unwrap();
+        std::fs::write(data.join("test_batch.bin"), vec![0u8; 3073]).unwrap();
         let at = |share| StreamInspection {
             share,
-            calibration: &calibration,
+            data_dir: &data,
+            images: 8,
         };
         let streamed = inspect(Downsampling::Torchvision, 0.2, Some(&dir), Some(at(0.5))).unwrap();
         assert!(streamed.starts_with(&full), "{streamed}");
@@ -1187,10 +1197,10 @@ mod tests {
         assert!(all.contains(&format!("widths {original:?} of {original:?}")), "{all}");
         let bad = inspect(Downsampling::Torchvision, 0.2, Some(&dir), Some(at(1.5))).unwrap_err();
         assert!(bad.to_string().contains("stream share"), "{bad}");
-        let empty = Cifar10::default();
         let none = StreamInspection {
             share: 0.5,
-            calibration: &empty,
+            data_dir: &data,
+            images: 0,
         };
         let empty = inspect(Downsampling::Torchvision, 0.2, Some(&dir), Some(none)).unwrap_err();
         assert!(empty.to_string().contains("calibration"), "{empty}");

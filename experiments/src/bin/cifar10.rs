@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use experiments::args::{AllocationArg, DownsamplingArg, GroupingArg, MergeArg, PrecisionArg};
+use experiments::args::{AllocationArg, DownsamplingArg, GroupingArg, InspectArgs, MergeArg, PrecisionArg};
 use experiments::progress::BarObserver;
 use experiments::BUILD_REVISION;
 use vision::pipeline::{self, CifarConfig};
@@ -38,29 +38,7 @@ enum Command {
     /// Train (or reuse), condense, compare, evaluate and report.
     Run(Box<RunArgs>),
     /// Print the parameter count and per-set widths of the network.
-    Inspect {
-        /// Downsampling variant.
-        #[arg(long, value_enum, default_value_t = DownsamplingArg::Torchvision)]
-        downsampling: DownsamplingArg,
-        /// Target share of the original parameters.
-        #[arg(long, default_value_t = 0.115)]
-        target_ratio: f64,
-        /// A trained run directory (e.g. results/cifar10/cs40): also print the widths its
-        /// condensation allocates (`--allocation condensation`) and the threshold that gives them.
-        #[arg(long)]
-        original_from: Option<PathBuf>,
-        /// Also condense the original's residual stream to this share of each stage's variance
-        /// (as `run --stream-share`) and print its widths and the allocation that follows it;
-        /// needs `--original-from` and `--data-dir`.
-        #[arg(long, requires_all = ["original_from", "data_dir"])]
-        stream_share: Option<f64>,
-        /// Directory with the CIFAR-10 binary files, for the stream's calibration images.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Calibration images of the stream (the first training images, as `run --refit-images`).
-        #[arg(long, default_value_t = 512)]
-        refit_images: usize,
-    },
+    Inspect(InspectArgs),
 }
 
 #[derive(clap::Args)]
@@ -263,28 +241,8 @@ fn main() -> ExitCode {
 
 fn real_main() -> Result<()> {
     match Cli::parse().command {
-        Command::Inspect {
-            downsampling,
-            target_ratio,
-            original_from,
-            stream_share,
-            data_dir,
-            refit_images,
-        } => {
-            let calibration = match (stream_share, &data_dir) {
-                (Some(_), Some(dir)) => Some(
-                    pipeline::read_images(dir, Some(refit_images), Some(0))
-                        .with_context(|| format!("reading CIFAR-10 from {}", dir.display()))?
-                        .train,
-                ),
-                _ => None,
-            };
-            let stream = stream_share
-                .zip(calibration.as_ref())
-                .map(|(share, calibration)| pipeline::StreamInspection { share, calibration });
-            let text = pipeline::inspect(downsampling.into(), target_ratio, original_from.as_deref(), stream)
-                .context("inspecting the network")?;
-            print!("{text}");
+        Command::Inspect(args) => {
+            print!("{}", args.inspect().context("inspecting the network")?);
             Ok(())
         }
         Command::Run(args) => run(&args),
